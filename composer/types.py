@@ -1,0 +1,177 @@
+"""The dataclasses handed from one pipeline stage to the next.
+
+Each has a JSON round trip (``to_json`` / ``from_json``) so any stage can be re-run from the
+previous stage's file. Fields that are not data (keyframe images) stay out of the JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from PIL import Image
+
+
+class _Json:
+    """Mixin: dataclass <-> JSON, recursing into nested dataclasses and lists of them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.metadata.get("json", True):
+                out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in data and f.metadata.get("json", True):
+                kwargs[f.name] = _build(hints[f.name], data[f.name])
+        return cls(**kwargs)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON atomically (temporary name, then rename)."""
+        from composer.io import atomic_write_text
+
+        atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        return cls.from_json(Path(path).read_text())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Json):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _build(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, _Json):
+        return hint.from_dict(value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_build(item, v) for v in value]
+    if hint is float and value is not None:
+        return float(value)
+    return value
+
+
+# --- Stage 1: analyse -------------------------------------------------------------------------
+
+
+@dataclass
+class Cut(_Json):
+    """A scene change. ``kind`` tells a hard cut from a gradual fade or dissolve."""
+
+    time: float  # seconds from the first frame
+    kind: Literal["cut", "fade"]
+    strength: float  # 0..1
+    # For fades: "in" (from black), "out" (to black) or "cross" (a dissolve); None for cuts.
+    direction: str | None = None
+    duration: float = 0.0  # seconds the transition spans (0 for a hard cut)
+
+
+@dataclass
+class Keyframe(_Json):
+    """A representative frame of a scene. The image stays in memory only."""
+
+    time: float
+    scene: int
+    image: Image.Image | None = field(default=None, repr=False, compare=False,
+                                      metadata={"json": False})
+
+
+@dataclass
+class MotionCurve(_Json):
+    """Motion energy (0..1, optical-flow magnitude on a fixed scale) at analysis times."""
+
+    times: list[float]
+    energy: list[float]
+
+
+@dataclass
+class ColourCurves(_Json):
+    """Per-sample colour statistics, each in 0..1 (warmth: 0 cool/blue, 1 warm/red)."""
+
+    times: list[float]
+    brightness: list[float]
+    saturation: list[float]
+    warmth: list[float]
+
+
+@dataclass
+class Scene(_Json):
+    start: float
+    end: float
+
+
+@dataclass
+class VideoAnalysis(_Json):
+    """Everything stage 1 measures, from one decoding pass over the video."""
+
+    path: str
+    duration: float  # seconds, first frame shown to the end of the last
+    fps: float  # average frame rate (frames / duration) — VFR files have no single rate
+    width: int  # coded frame size
+    height: int
+    pixel_aspect: float  # sample aspect ratio: display width = width * pixel_aspect
+    start_time: float  # presentation time of the first frame in the file (s); times here are
+    #                    relative to it
+    frame_count: int
+    cuts: list[Cut]
+    scenes: list[Scene]
+    motion: MotionCurve
+    beats: list[float]
+    colour: ColourCurves
+    keyframes: list[Keyframe]
+    variable_frame_rate: bool = False
+    has_audio: bool = False
+
+    @property
+    def display_width(self) -> int:
+        return round(self.width * self.pixel_aspect)
+
+    def mean_motion(self) -> float:
+        e = self.motion.energy
+        return sum(e) / len(e) if e else 0.0
+
+
+# --- Stage 7: render --------------------------------------------------------------------------
+
+
+@dataclass
+class RenderedAudio(_Json):
+    """A score rendered to a WAV file."""
+
+    path: str
+    midi: str
+    soundfont: str
+    sample_rate: int
+    duration: float  # seconds of audio written
+    midi_duration: float  # seconds until the score's last note-off
+    peak_dbfs: float

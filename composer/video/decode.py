@@ -1,0 +1,172 @@
+"""One threaded decoding pass with PyAV, frames scaled down as they come.
+
+A producer thread decodes and scales while the caller analyses the previous frames (PyAV and
+OpenCV release the GIL, so the two overlap on two cores). For 4:2:0 video the planes are scaled
+with OpenCV's area filter and converted at the small size, which is about twice as fast as
+libswscale converting at full size. Frames carry their presentation time (seconds from the first
+frame), so variable frame rates and non-zero start times need no special case downstream. At
+most ``_QUEUE`` frames are alive at once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from composer.errors import ComposerError
+from composer.video.probe import VideoInfo, _reason
+
+_QUEUE = 16
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+@dataclass
+class Frame:
+    index: int
+    time: float  # seconds from the first frame's presentation time
+    pts: int  # in the stream's time base (for PySceneDetect timecodes)
+    bgr: np.ndarray  # (h, w, 3) uint8, square pixels
+    grey: np.ndarray  # (h, w) uint8 luma, full range
+    still: np.ndarray | None = None  # (H, W, 3) uint8 RGB at still size, every ``still_every`` s
+
+
+def analysis_size(info: VideoInfo, width: int) -> tuple[int, int]:
+    """(w, h) of analysis frames: at most ``width`` wide, square pixels, multiples of 4."""
+    display_w = info.width * info.pixel_aspect
+    w = max(4, min(width, round(display_w)) // 4 * 4)
+    h = max(4, round(w * info.height / display_w / 4) * 4)
+    return w, h
+
+
+def decode_frames(
+    container: av.container.InputContainer,
+    info: VideoInfo,
+    width: int,
+    still_width: int,
+    still_every: float,
+) -> Iterator[Frame]:
+    """Yield every frame of the first video stream at analysis size, in presentation order.
+
+    Every ``still_every`` seconds a frame also carries a larger RGB still for keyframes.
+    """
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame + slice threads: decoding is the hot path
+    size = analysis_size(info, width)
+    still = analysis_size(info, still_width), still_every
+    frames: queue.Queue = queue.Queue(_QUEUE)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in _timed_frames(container, info, size, still):
+                while not stop.is_set():
+                    try:
+                        frames.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            frames.put(None)
+        except BaseException as e:  # handed to the consumer, raised there
+            frames.put(e)
+
+    worker = threading.Thread(target=produce, name="composer-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := frames.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _timed_frames(
+    container: av.container.InputContainer,
+    info: VideoInfo,
+    size: tuple[int, int],
+    still: tuple[tuple[int, int], float],
+) -> Iterator[Frame]:
+    stream = container.streams.video[0]
+    tb = stream.time_base
+    first_pts: int | None = None
+    last_time = -1.0
+    step = 1.0 / info.average_rate if info.average_rate else 1.0 / 25
+    index = 0
+    guess = _PtsGuesser()
+    (still_w, still_h), still_every = still
+    last_still = -1e9
+    try:
+        for frame in container.decode(stream):
+            pts = guess(frame.pts, frame.dts)
+            if pts is None:  # no timestamp at all: extrapolate from the previous frame
+                time = last_time + step
+                pts = (first_pts or 0) + (round(time / tb) if tb else index)
+            else:
+                if first_pts is None:
+                    first_pts = pts
+                time = float((pts - first_pts) * tb)
+            if time <= last_time:  # a repeated timestamp: keep time strictly increasing
+                time = last_time + 1e-3
+            last_time = time
+            bgr, grey = _scaled(frame, size)
+            rgb = None
+            if time - last_still >= still_every:
+                rgb = frame.to_ndarray(width=still_w, height=still_h, format="rgb24")
+                last_still = time
+            yield Frame(index=index, time=time, pts=int(pts), bgr=bgr, grey=grey, still=rgb)
+            index += 1
+    except av.error.FFmpegError as e:
+        where = f" at {last_time:.2f} s" if index else ""
+        problem = f"damaged or truncated video{where} ({_reason(e)})"
+        raise ComposerError(info.path, problem) from None
+
+
+def _scaled(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    w, h = size
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        planes = frame.to_ndarray()  # (H * 3/2, W): Y, then U and V planes of (H/2, W/2)
+        H, W = frame.height, frame.width
+        y = cv2.resize(planes[:H], (w, h), interpolation=cv2.INTER_AREA)
+        uv = planes[H:].reshape(2, H // 2, W // 2)
+        u = cv2.resize(uv[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        v = cv2.resize(uv[1], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        i420 = np.concatenate([y, u.reshape(h // 4, w), v.reshape(h // 4, w)])
+        bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+        if frame.color_range != _FULL_RANGE:  # video range: luma 16..235 -> 0..255
+            y = cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
+        return bgr, y
+    bgr = frame.to_ndarray(width=w, height=h, format="bgr24")
+    return bgr, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
+class _PtsGuesser:
+    """FFmpeg's best-effort timestamp: trust pts unless it goes backwards more often than dts.
+
+    AVI files with packed B-frames carry decode-order stamps as pts, so pts jumps back and forth
+    while dts climbs steadily; MP4 edit lists can do the opposite.
+    """
+
+    def __init__(self) -> None:
+        self.pts_faults = self.dts_faults = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+
+    def __call__(self, pts: int | None, dts: int | None) -> int | None:
+        if pts is not None and self.last_pts is not None and pts <= self.last_pts:
+            self.pts_faults += 1
+        if dts is not None and self.last_dts is not None and dts <= self.last_dts:
+            self.dts_faults += 1
+        self.last_pts = pts if pts is not None else self.last_pts
+        self.last_dts = dts if dts is not None else self.last_dts
+        if pts is not None and (self.pts_faults <= self.dts_faults or dts is None):
+            return pts
+        return dts

@@ -1,0 +1,93 @@
+"""Open a video with PyAV and read what its container says, with one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from composer.errors import ComposerError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container declares (nothing decoded yet)."""
+
+    path: str
+    width: int
+    height: int
+    pixel_aspect: float
+    start_time: float  # presentation time of the video stream's start (s)
+    duration: float | None  # declared duration of the video stream (s), if any
+    average_rate: float | None
+    codec: str
+    has_audio: bool
+
+
+@contextlib.contextmanager
+def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, VideoInfo]]:
+    """Open ``path`` for decoding; raise ComposerError naming the file for anything unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise ComposerError(path, "no such file")
+    if path.is_dir():
+        raise ComposerError(path, "is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise ComposerError(path, "is empty (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.EOFError:
+        raise ComposerError(path, "ends before any video data (zero length or truncated)") from None
+    except av.error.FFmpegError as e:
+        raise ComposerError(path, f"not a readable video file ({_reason(e)})") from None
+    try:
+        if not container.streams:
+            raise ComposerError(path, "contains no streams (a zero length video)")
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise ComposerError(path, f"has no video stream (found: {', '.join(kinds)})")
+        yield container, _info(path, container)
+    finally:
+        container.close()
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read a video's declared properties without decoding it."""
+    with open_video(path) as (_, info):
+        return info
+
+
+def _info(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if not ctx.width or not ctx.height:
+        raise ComposerError(path, "video stream has no frame size (damaged or truncated header)")
+    sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+    tb = stream.time_base
+    start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+    if stream.duration is not None and tb:
+        duration = float(stream.duration * tb)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    rate = stream.average_rate or stream.guessed_rate
+    return VideoInfo(
+        path=str(path),
+        width=ctx.width,
+        height=ctx.height,
+        pixel_aspect=float(sar) if sar else 1.0,
+        start_time=start,
+        duration=duration,
+        average_rate=float(rate) if rate else None,
+        codec=ctx.name,
+        has_audio=bool(container.streams.audio),
+    )
+
+
+def _reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.splitlines()[0].strip() if msg else type(e).__name__

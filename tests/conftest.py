@@ -1,0 +1,37 @@
+"""Shared fixtures: paths to ../shared/media and synthetic clips made with ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = Path(os.environ.get("COMPOSER_SHARED_MEDIA", ROOT.parent / "shared" / "media"))
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def shared(*parts: str) -> Path:
+    """A file under ../shared/media, or skip the test with the reason."""
+    path = SHARED_MEDIA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test media not found: {path} (run beside ../shared)")
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    """Run the bundled ffmpeg quietly; fail the test with its message if it fails."""
+    proc = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
