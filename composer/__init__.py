@@ -5,7 +5,7 @@ dataclass from :mod:`composer.types`. Stage functions are re-exported here.
 """
 
 from composer.errors import ComposerError
-
+from composer.render import mux, render_midi
 from composer.types import Cut, Keyframe, VideoAnalysis
 from composer.video import analyze
 

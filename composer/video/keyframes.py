@@ -69,6 +69,7 @@ class KeyframeSampler:
             # Centres of n equal parts of the candidate list: evenly spread in time.
             picks = [lit[int((j + 0.5) * len(lit) / n)] for j in range(n)]
             for c in picks:
-                out.append(Keyframe(time=round(c.time, 3), scene=k,
-                                    image=Image.open(io.BytesIO(c.jpeg))))
+                out.append(
+                    Keyframe(time=round(c.time, 3), scene=k, image=Image.open(io.BytesIO(c.jpeg)))
+                )
         return out

@@ -29,6 +29,7 @@ class MotionTracker:
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._prev: np.ndarray | None = None
         self._prev_time = 0.0
+        self._prev_flat = True
         self.times: list[float] = []
         self.speed: list[float] = []  # frame widths per second
         self._spans: list[tuple[float, float]] = []  # (t0, t1) each speed sample covers
@@ -40,17 +41,26 @@ class MotionTracker:
         h, w = grey.shape
         fw = min(self.cfg.flow_width, w)
         grey = cv2.resize(grey, (fw, max(8, round(h * fw / w))), interpolation=cv2.INTER_AREA)
+        # Normalise contrast so a fade (the same picture, dimmed) does not look like motion to
+        # the flow, whose brightness-constancy assumption it breaks.
+        std = float(grey.std())
+        flat = std < _FLAT_STD
+        grey = cv2.convertScaleAbs(
+            grey,
+            alpha=48.0 / max(std, 1e-3),
+            beta=128.0 - 48.0 * float(grey.mean()) / max(std, 1e-3),
+        )
         if self._prev is not None:
             flow = self._flow.calc(self._prev, grey, None)  # (h, w, 2) pixels
             mag = float(np.sqrt((flow**2).sum(axis=2)).mean())
             # Flow on a flat frame (black, a title card's background) is noise, not motion.
-            if grey.std() < _FLAT_STD or self._prev.std() < _FLAT_STD:
+            if flat or self._prev_flat:
                 mag = 0.0
             dt = max(time - self._prev_time, 1e-3)
             self.times.append((time + self._prev_time) / 2)
             self.speed.append(mag / fw / dt)
             self._spans.append((self._prev_time, time))
-        self._prev, self._prev_time = grey, time
+        self._prev, self._prev_time, self._prev_flat = grey, time, flat
 
     def finish(self, cuts: list[Cut]) -> tuple[MotionCurve, list[float]]:
         """The motion curve (samples spanning a scene change are interpolated) and the beats."""
@@ -58,7 +68,8 @@ class MotionTracker:
             return MotionCurve(times=[], energy=[]), []
         t = np.asarray(self.times)
         x = np.asarray(self.speed)
-        # Flow across a cut measures the cut, not motion: drop those samples and interpolate.
+        # Flow across a cut or during a fade measures the change of picture (and, near black,
+        # amplified noise), not motion: drop those samples and interpolate.
         s0, s1 = np.asarray(self._spans).T
         bad = np.zeros(len(t), dtype=bool)
         for c in cuts:
@@ -69,8 +80,13 @@ class MotionTracker:
             x[bad] = np.interp(t[bad], t[~bad], x[~bad])
         energy = 1.0 - np.exp(-x / self.cfg.motion_scale)
         beats = _visual_beats(t, energy, self.cfg)
-        return (MotionCurve(times=[round(v, 3) for v in t.tolist()],
-                            energy=[round(v, 4) for v in energy.tolist()]), beats)
+        return (
+            MotionCurve(
+                times=[round(v, 3) for v in t.tolist()],
+                energy=[round(v, 4) for v in energy.tolist()],
+            ),
+            beats,
+        )
 
 
 def _visual_beats(t: np.ndarray, energy: np.ndarray, cfg: AnalysisConfig) -> list[float]:
@@ -80,6 +96,7 @@ def _visual_beats(t: np.ndarray, energy: np.ndarray, cfg: AnalysisConfig) -> lis
     smooth = np.convolve(energy, np.ones(3) / 3, mode="same")
     onset = np.maximum(np.diff(smooth, prepend=smooth[0]), 0.0)
     rate = (len(t) - 1) / max(t[-1] - t[0], 1e-6)
-    peaks, _ = find_peaks(onset, distance=max(1, round(cfg.beat_min_gap_s * rate)),
-                          prominence=cfg.beat_prominence)
+    peaks, _ = find_peaks(
+        onset, distance=max(1, round(cfg.beat_min_gap_s * rate)), prominence=cfg.beat_prominence
+    )
     return [round(float(t[p]), 3) for p in peaks]

@@ -92,8 +92,15 @@ class SceneTracker:
             if hi - lo <= 2:  # a one- or two-frame spike: a hard cut
                 cuts.append(Cut(time=float(t[i]), kind="cut", strength=strength))
             elif t[hi] - t[lo] <= _MAX_DISSOLVE_S and self._differs(lo - 1, hi + 1):
-                cuts.append(Cut(time=float(t[lo]), kind="fade", strength=strength,
-                                direction="cross", duration=round(float(t[hi] - t[lo]), 3)))
+                cuts.append(
+                    Cut(
+                        time=float(t[lo]),
+                        kind="fade",
+                        strength=strength,
+                        direction="cross",
+                        duration=round(float(t[hi] - t[lo]), 3),
+                    )
+                )
             # Otherwise the change is sustained but the picture is the same: motion, not a cut.
         # Abrupt jumps into or out of black that ContentDetector's minimum scene length hid.
         for i, strength in abrupt:
@@ -147,8 +154,15 @@ def _black_transitions(
         strength = float(min(1.0, span / _FULL_CUT))
         duration = float(t[end] - t[start])
         if duration >= cfg.fade_min_s:
-            fades.append(Cut(time=float(t[start]), kind="fade", strength=round(strength, 3),
-                             direction=direction, duration=round(duration, 3)))
+            fades.append(
+                Cut(
+                    time=float(t[start]),
+                    kind="fade",
+                    strength=round(strength, 3),
+                    direction=direction,
+                    duration=round(duration, 3),
+                )
+            )
         else:
             abrupt.append((int(i), strength))
     return fades, abrupt

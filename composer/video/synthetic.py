@@ -23,7 +23,7 @@ _SOURCES = [
     "gradients=size={w}x{h}:rate={fps}:speed=0.05:seed=7",
     "sierpinski=size={w}x{h}:rate={fps}:type=triangle",
     "rgbtestsrc=size={w}x{h}:rate={fps},rotate=angle=t",
-    "perlin=size={w}x{h}:rate={fps}:octaves=3:xscale=0.02:yscale=0.02:tscale=0.6",
+    "testsrc=size={w}x{h}:rate={fps},hflip",
 ]
 
 
@@ -59,8 +59,16 @@ def make_clip(
         labels.append(f"[v{i}]")
     graph = ";".join(parts) + ";" + "".join(labels) + f"concat=n={len(shots)}:v=1:a=0[v]"
     total = sum(s.duration for s in shots)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-           "-y", "-filter_complex", graph]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-filter_complex",
+        graph,
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={total}"]
     cmd += ["-map", "[v]"] + (["-map", "0:a"] if audio else [])
