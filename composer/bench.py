@@ -40,8 +40,11 @@ def bench_analyze(
     path: str | Path, repeat: int = 3, config: AnalysisConfig | None = None
 ) -> AnalyzeBench:
     """Time ``analyze`` and ContentDetector alone on the same file, interleaved, best of each."""
+    import logging
+
     from scenedetect import ContentDetector, detect
 
+    logging.getLogger("pyscenedetect").setLevel(logging.WARNING)  # its per-run INFO lines
     info = probe_video(path)
     full, content = [], []
     for _ in range(max(1, repeat)):

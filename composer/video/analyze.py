@@ -21,6 +21,13 @@ from composer.video.scenes import SceneTracker
 _TRUNCATION_SLACK = 0.9
 
 
+def _mean(img) -> float:
+    """Mean over all pixels and channels (cv2.mean is several times faster than numpy on uint8)."""
+    per_channel = cv2.mean(img)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    return sum(per_channel[:channels]) / channels
+
+
 def analyze(
     path: str | Path,
     config: AnalysisConfig | None = None,
@@ -50,7 +57,7 @@ def analyze(
             still_every=KeyframeSampler.FIRST_INTERVAL_S,
         )
         for frame in frames:
-            dpix = 0.0 if prev is None else float(cv2.absdiff(frame.bgr, prev).mean())
+            dpix = 0.0 if prev is None else _mean(cv2.absdiff(frame.bgr, prev))
             prev = frame.bgr
             if scenes.add(frame.time, frame.pts, frame.bgr, frame.grey, dpix):
                 keys.scene_change()

@@ -15,8 +15,8 @@ def frame_colour(bgr: np.ndarray) -> tuple[float, float, float]:
     fully red one 1 and a fully blue one 0.
     """
     small = bgr[::2, ::2]  # statistics need no more pixels than this
-    mean_b, mean_g, mean_r = small.reshape(-1, 3).mean(axis=0)
-    sat = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1].mean() / 255.0
+    mean_b, mean_g, mean_r, _ = cv2.mean(small)  # cv2.mean: fast on uint8, unlike numpy
+    sat = cv2.mean(cv2.cvtColor(small, cv2.COLOR_BGR2HSV))[1] / 255.0
     luma = (0.299 * mean_r + 0.587 * mean_g + 0.114 * mean_b) / 255.0
     return float(luma), float(sat), float(0.5 + (mean_r - mean_b) / 510.0)
 

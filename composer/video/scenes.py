@@ -63,7 +63,7 @@ class SceneTracker:
             self._t0 = tc.seconds
         found = self._detector.process_frame(tc, bgr)
         self.times.append(time)
-        self.brightness.append(float(grey.mean()))
+        self.brightness.append(cv2.mean(grey)[0])
         self._thumbs += cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA).tobytes()
         self._dpix.append(dpix)
         self._candidates.extend(c.seconds - self._t0 for c in found)
