@@ -83,6 +83,46 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="replace existing output files")
     r.set_defaults(run=_render)
 
+    g = sub.add_parser("generate", help="write music with the decoder, steered by controls")
+    g.add_argument("--style", default="chorale", help="style family (see --help for the list)")
+    g.add_argument("--key", default="C major", help='e.g. "D minor", "F#", "Bbm"')
+    g.add_argument("--meter", default="4/4", help="e.g. 3/4, 6/8")
+    g.add_argument("--tempo", type=float, default=100.0, help="quarter notes per minute")
+    g.add_argument("--bars", type=int, default=16)
+    g.add_argument(
+        "--intensity",
+        default="1",
+        help="per-bar intensity 0-3, comma separated, cycled (e.g. 1,1,2,3)",
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("-n", "--candidates", type=int, default=4, help="decoded as a batch")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    g.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
+    g.add_argument("--force", action="store_true", help="replace an existing output file")
+    g.set_defaults(run=_generate)
+
+    t = sub.add_parser("train", help="train the decoder on the music21 corpus or your folders")
+    t.add_argument(
+        "--data",
+        type=Path,
+        nargs="*",
+        help="folders of MIDI, MusicXML, ABC or Humdrum (default: music21's corpus)",
+    )
+    t.add_argument("--config", type=Path, help="TrainConfig as JSON")
+    t.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(".cache/data-v1"),
+        help="token cache folder (built when missing)",
+    )
+    t.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
+    t.add_argument("--minutes", type=float, help="stop after this long (and save)")
+    t.add_argument("--epochs", type=float, help="passes over the training tokens")
+    t.add_argument("--resume", action="store_true", help="continue from the saved state")
+    t.set_defaults(run=_train)
+
     d = sub.add_parser("doctor", help="check libfluidsynth, soundfonts and ffmpeg, with fixes")
     d.add_argument("--soundfont", type=Path, metavar="SF2")
     d.set_defaults(run=_doctor)
@@ -93,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     ba.add_argument("video", type=Path)
     ba.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     ba.set_defaults(run=_bench_analyze)
+    bg = bsub.add_parser("generate", help="KV-cached fast path vs plain model.generate")
+    bg.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    bg.add_argument("--bars", type=int, default=8)
+    bg.add_argument("-n", "--candidates", type=int, default=4)
+    bg.set_defaults(run=_bench_generate)
 
     m = sub.add_parser("demo", help="run the pipeline on a clip it makes itself")
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
@@ -195,6 +240,104 @@ def _render(args: argparse.Namespace) -> int:
             overwrite=args.force,
         )
         print(f"wrote {args.out_video}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.model.generate import GenerationRequest, generate_midi, uniform_controls
+    from composer.tokens import STYLES, parse_key
+
+    if args.style not in STYLES:
+        raise ComposerError(
+            None, f"unknown style {args.style!r}; valid styles: " + ", ".join(STYLES)
+        )
+    try:
+        key = parse_key(args.key)
+        num, den = (int(x) for x in args.meter.split("/"))
+        levels = [int(x) for x in args.intensity.split(",")]
+    except ValueError as e:
+        raise ComposerError(
+            None, str(e) if "valid" in str(e) else f"bad --meter or --intensity ({e})"
+        ) from None
+    _check_meter(num, den)
+    if not all(0 <= v <= 3 for v in levels):
+        raise ComposerError(None, "--intensity levels are 0, 1, 2 or 3")
+    req = GenerationRequest(
+        style=args.style,
+        key=key,
+        meter=(num, den),
+        controls=uniform_controls(args.bars, levels),
+        seed=args.seed,
+        candidates=args.candidates,
+        temperature=args.temperature,
+        top_p=args.top_p,
+    )
+    if args.output.exists() and not args.force:
+        raise ComposerError(args.output, "already exists (pass --force to replace it)")
+    progress, close = _bar()
+    try:
+        res = generate_midi(
+            req,
+            args.output,
+            tempo=args.tempo,
+            model=args.model or DEFAULT_MODEL,
+            overwrite=args.force,
+            progress=progress,
+        )
+    finally:
+        close()
+    b = res.best
+    print(
+        f"wrote {args.output}: {args.bars} bars of {args.meter} in {args.key}, style "
+        f"{args.style}; best of {len(res.candidates)}: adherence {b.adherence:.2f}, "
+        f"log-likelihood {b.log_likelihood:.2f}/token ({res.tokens_per_second:.0f} tokens/s)"
+    )
+    return 0
+
+
+def _check_meter(num: int, den: int) -> None:
+    from composer.tokens import TokenizerSpec
+
+    meters = {d: n for d, n in TokenizerSpec().meters}
+    if num not in meters.get(den, ()):
+        valid = ", ".join(f"{n}/{d}" for d, ns in meters.items() for n in ns)
+        raise ComposerError(None, f"unknown meter {num}/{den}; valid meters: {valid}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from composer.train.run import run_training
+
+    progress, close = _bar()
+    try:
+        res = run_training(
+            data=args.data,
+            config=args.config,
+            cache=args.cache,
+            out=args.out,
+            minutes=args.minutes,
+            epochs=args.epochs,
+            resume=args.resume,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(
+        f"wrote {res.checkpoint}: {res.steps} steps, {res.tokens_seen} tokens in "
+        f"{res.minutes:.1f} min, validation loss {res.val_loss:.4f} nats/token"
+    )
+    return 0
+
+
+def _bench_generate(args: argparse.Namespace) -> int:
+    from composer.bench import bench_generate
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    print(
+        bench_generate(
+            args.model or DEFAULT_MODEL, bars=args.bars, candidates=args.candidates
+        ).report()
+    )
     return 0
 
 

@@ -35,6 +35,11 @@ def ffmpeg(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+# A decoder small enough to build and train in seconds: tests check behaviour, not music.
+TINY_MODEL = dict(arch="mixtral", hidden=32, layers=2, heads=2, kv_heads=1, experts=4,
+                  experts_per_token=2, expert_hidden=32, context=256)  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")

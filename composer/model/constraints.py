@@ -1,0 +1,165 @@
+"""Decoding constraints as small logits processors (transformers' LogitsProcessor interface).
+
+- ``ScoreGrammar``: only tokens that keep the stream a valid score with exactly the requested
+  bars and meter, in the voices (roles) asked for; each bar's control tokens forced after its
+  TimeSig; a bar with a hit accent gets notes by enough voices on that beat.
+- ``KeyBias``: pitches outside the requested key's scale lose ``penalty`` logits.
+
+Each works on a batch of candidates and keeps its own per-row state, updated from the last token
+of ``input_ids`` at every call, so they compose in a ``LogitsProcessorList``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import LogitsProcessor
+
+from composer.tokens import BarControls, ScoreTokenizer
+from composer.tokens.tokenizer import (
+    BAR,
+    DURATION,
+    EOS,
+    PAD,
+    PITCH,
+    POSITION,
+    PROGRAM,
+    TIMESIG,
+    VELOCITY,
+)
+
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+_MINOR = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the raised leading tone
+
+
+@dataclass
+class _Row:
+    bar: int = 0  # Bar tokens emitted
+    expect: str = "bar"  # bar | timesig | controls | body | pitch | velocity | duration | done
+    pending: list[int] = field(default_factory=list)  # control ids still to force in this bar
+    pos: int = -1  # position of the current onset group in this bar (-1: none yet)
+    roles_here: set[int] = field(default_factory=set)  # roles with an onset at ``pos``
+    hit_pos: int | None = None  # position that must carry a hit in this bar
+    hit_done: bool = True
+
+
+class ScoreGrammar(LogitsProcessor):
+    """REMI grammar for ``bars`` bars of ``meter`` with per-bar controls, for a batch."""
+
+    def __init__(
+        self,
+        tok: ScoreTokenizer,
+        meter: tuple[int, int],
+        controls: list[BarControls],
+        batch: int,
+        prompt_len: int,
+        roles: tuple[int, ...] | None = None,
+        hit_voices: int = 2,
+    ):
+        self.tok = tok
+        self.bars = len(controls)
+        self.controls = controls
+        self.timesig = tok.vocab[f"TimeSig_{meter[0]}/{meter[1]}"]
+        self.positions = meter[0] * tok.steps_per_beat  # miditok counts beats in 1/den units
+        roles = roles or tuple(range(len(tok.spec.roles)))
+        self.hit_voices = min(hit_voices, len(roles))
+        k = tok.kind
+        self.mask_position = torch.from_numpy(k == POSITION)
+        self.pos_value = torch.from_numpy(tok.value.astype(np.int64))
+        self.mask_program = torch.from_numpy((k == PROGRAM) & np.isin(tok.value, roles))
+        self.mask = {kind: torch.from_numpy(k == kind) for kind in (PITCH, VELOCITY, DURATION)}
+        self.rows = [_Row() for _ in range(batch)]
+        self.seen = prompt_len
+
+    def done(self) -> list[bool]:
+        return [r.expect == "done" for r in self.rows]
+
+    def _advance(self, r: _Row, token: int) -> None:
+        k = self.tok.kind[token]
+        if k == BAR:
+            r.bar += 1
+            r.expect, r.pos, r.roles_here = "timesig", -1, set()
+            c = self.controls[r.bar - 1]
+            r.pending = self.tok.control_ids(c)
+            r.hit_pos = None if c.hit is None else c.hit * self.tok.steps_per_beat
+            r.hit_done = c.hit is None
+        elif k == TIMESIG:
+            r.expect = "controls" if r.pending else "body"
+        elif r.expect == "controls":
+            r.pending.pop(0)
+            if not r.pending:
+                r.expect = "body"
+        elif k == POSITION:
+            r.pos, r.roles_here, r.expect = int(self.tok.value[token]), set(), "program"
+        elif k == PROGRAM:
+            r.roles_here.add(int(self.tok.value[token]))
+            r.expect = "pitch"
+        elif k == PITCH:
+            r.expect = "velocity"
+        elif k == VELOCITY:
+            r.expect = "duration"
+        elif k == DURATION:
+            r.expect = "body"
+            if r.pos == r.hit_pos and len(r.roles_here) >= self.hit_voices:
+                r.hit_done = True
+        elif k in (EOS, PAD):
+            r.expect = "done"
+
+    def _allowed(self, r: _Row) -> torch.Tensor:
+        tok = self.tok
+        allow = torch.zeros(len(tok), dtype=torch.bool)
+        if r.expect == "done":
+            allow[tok.pad_id] = True
+        elif r.expect == "bar":
+            allow[tok.bar_id if r.bar < self.bars else tok.eos_id] = True
+        elif r.expect == "timesig":
+            allow[self.timesig] = True
+        elif r.expect == "controls":
+            allow[r.pending[0]] = True
+        elif r.expect == "program":
+            allow |= self.mask_program
+        elif r.expect in ("pitch", "velocity", "duration"):
+            allow |= self.mask[
+                {"pitch": PITCH, "velocity": VELOCITY, "duration": DURATION}[r.expect]
+            ]
+        else:  # body: a new onset group, another note here, or the end of the bar
+            at_hit = r.pos >= 0 and r.pos == r.hit_pos
+            if at_hit and len(r.roles_here) < self.hit_voices:
+                allow |= self.mask_program  # the hit needs more voices at this position
+                for role in r.roles_here:
+                    allow[tok.vocab[f"Program_{role}"]] = False
+                return allow
+            last = self.positions - 1 if r.hit_done else r.hit_pos
+            allow |= self.mask_position & (self.pos_value > r.pos) & (self.pos_value <= last)
+            if r.pos >= 0:
+                allow |= self.mask_program
+                for role in r.roles_here:  # one onset per role and position keeps voices apart
+                    allow[tok.vocab[f"Program_{role}"]] = False
+            if r.hit_done:
+                allow[tok.bar_id if r.bar < self.bars else tok.eos_id] = True
+        return allow
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        # Catch up on the tokens appended since the last call (one per step when decoding).
+        new = input_ids[:, self.seen :].tolist()
+        self.seen = input_ids.shape[1]
+        for r, toks in zip(self.rows, new, strict=True):
+            for t in toks:
+                self._advance(r, t)
+        allow = torch.stack([self._allowed(r) for r in self.rows]).to(scores.device)
+        return scores.masked_fill(~allow, float("-inf"))
+
+
+class KeyBias(LogitsProcessor):
+    """Lower the logits of pitches outside the key's scale by ``penalty``."""
+
+    def __init__(self, tok: ScoreTokenizer, key: tuple[int, str], penalty: float = 3.0):
+        tonic, mode = key
+        scale = {(tonic + d) % 12 for d in (_MINOR if mode == "minor" else _MAJOR)}
+        out = (tok.kind == PITCH) & ~np.isin(tok.value % 12, list(scale))
+        self.bias = torch.from_numpy(np.where(out, -penalty, 0.0).astype(np.float32))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores + self.bias.to(scores.device, scores.dtype)

@@ -1,0 +1,226 @@
+"""Training data: pieces tokenised once into one flat array, windows cut and transposed on the fly.
+
+The token cache is a folder with ``tokens.npy`` (every piece's ids, concatenated, uint16),
+``pieces.json`` (per piece: id, style, split, offset, length, bar starts, transposition range)
+and ``manifest.json``. Windows always start at a bar and carry the piece's header (BOS, style,
+key), so the model sees the controls it must follow however far into a piece the window lies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.errors import ComposerError
+from composer.io import atomic_path, atomic_write_text
+from composer.progress import ProgressFn, log, no_progress
+from composer.tokens import ScoreTokenizer
+from composer.tokens.tokenizer import PITCH
+
+HEADER = 3  # BOS, Style, Key
+
+
+@dataclass
+class PieceEntry:
+    id: str
+    collection: str
+    style: str
+    split: str
+    offset: int  # into tokens.npy
+    length: int
+    bars: list[int]  # token index (within the piece) of each Bar token
+    shifts: tuple[int, int]  # transpositions (semitones) that keep every pitch in range
+
+
+@dataclass
+class TokenCache:
+    folder: Path
+    tokens: np.ndarray  # (N,) uint16
+    pieces: list[PieceEntry]
+    tokenizer_hash: str
+    manifest: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> list[PieceEntry]:
+        return [p for p in self.pieces if p.split == name]
+
+    def ids(self, piece: PieceEntry) -> np.ndarray:
+        return self.tokens[piece.offset : piece.offset + piece.length].astype(np.int64)
+
+    @classmethod
+    def load(cls, folder: str | Path, tokenizer: ScoreTokenizer) -> TokenCache:
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "pieces.json").read_text())
+            tokens = np.load(folder / "tokens.npy", mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise ComposerError(folder, f"not a token cache ({e})") from None
+        if meta["tokenizer_hash"] != tokenizer.vocab_hash:
+            raise ComposerError(folder, "token cache was built with another tokenizer; rebuild it")
+        pieces = [PieceEntry(**{**p, "shifts": tuple(p["shifts"])}) for p in meta["pieces"]]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return cls(folder, tokens, pieces, meta["tokenizer_hash"], manifest)
+
+
+def build_cache(
+    pieces: Iterable,
+    tokenizer: ScoreTokenizer,
+    folder: str | Path,
+    *,
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
+    total: int | None = None,
+) -> TokenCache:
+    """Tokenise CorpusPiece / SkippedPiece items into a cache folder, with a manifest."""
+    from composer.train.corpus import SkippedPiece, split_of
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks: list[np.ndarray] = []
+    entries: list[PieceEntry] = []
+    skipped: list[dict] = []
+    per_collection: dict[str, dict[str, int]] = {}
+    offset = 0
+    lo_pitch, hi_pitch = tokenizer.spec.pitch_range
+    for n, piece in enumerate(pieces, 1):
+        progress("tokenise", n, total)
+        if isinstance(piece, SkippedPiece):
+            skipped.append({"id": piece.id, "reason": piece.reason})
+            continue
+        try:
+            ids = np.asarray(
+                tokenizer.encode(
+                    piece.score,
+                    piece.style,
+                    (piece.key_tonic, piece.key_mode),
+                    piece.section_starts,
+                ),
+                dtype=np.int64,
+            )
+        except Exception as e:  # one bad piece never aborts the build
+            skipped.append({"id": piece.id, "reason": f"tokenise: {type(e).__name__}: {e}"[:200]})
+            continue
+        if not (tokenizer.kind[ids] == PITCH).any():
+            skipped.append({"id": piece.id, "reason": "no notes in range after tokenising"})
+            continue
+        low, high = tokenizer.pitch_span(ids)
+        shifts = (max(-6, lo_pitch - low), min(5, hi_pitch - 1 - high))
+        bars = np.flatnonzero(ids == tokenizer.bar_id).tolist()
+        split = split_of(piece.id, seed=seed)
+        entries.append(
+            PieceEntry(
+                piece.id, piece.collection, piece.style, split, offset, len(ids), bars, shifts
+            )
+        )
+        chunks.append(ids.astype(np.uint16))
+        offset += len(ids)
+        c = per_collection.setdefault(piece.collection, {"pieces": 0, "tokens": 0})
+        c["pieces"] += 1
+        c["tokens"] += len(ids)
+    tokens = np.concatenate(chunks) if chunks else np.zeros(0, np.uint16)
+    with atomic_path(folder / "tokens.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, tokens)
+    atomic_write_text(
+        folder / "pieces.json",
+        json.dumps(
+            {
+                "tokenizer_hash": tokenizer.vocab_hash,
+                "pieces": [asdict(e) for e in entries],
+            }
+        ),
+    )
+    styles: dict[str, dict[str, int]] = {}
+    for e in entries:
+        s = styles.setdefault(e.style, {"pieces": 0, "tokens": 0, "train": 0, "val": 0, "test": 0})
+        s["pieces"] += 1
+        s["tokens"] += e.length
+        s[e.split] += 1
+    manifest = {
+        "seed": seed,
+        "tokenizer": tokenizer.spec.name,
+        "tokenizer_hash": tokenizer.vocab_hash,
+        "pieces": len(entries),
+        "tokens": int(offset),
+        "collections": per_collection,
+        "styles": styles,
+        "skipped": skipped,
+    }
+    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    log.info("token cache: %d pieces, %d tokens, %d skipped", len(entries), offset, len(skipped))
+    return TokenCache(folder, tokens, entries, tokenizer.vocab_hash, manifest)
+
+
+def eval_windows(cache: TokenCache, split: str, length: int) -> list[np.ndarray]:
+    """Every piece of ``split`` cut at bar lines into windows of at most ``length`` tokens, each
+    with the piece's header: the fixed set both the model and the n-gram baseline are scored on.
+    """
+    out = []
+    for p in cache.split(split):
+        ids = cache.ids(p)
+        header, body_start = ids[:HEADER], HEADER
+        bars = [b for b in p.bars if b >= body_start] + [p.length]
+        start = body_start
+        while start < p.length:
+            # Furthest bar line that keeps the window within length.
+            limit = start + length - HEADER
+            ends = [b for b in bars if start < b <= limit]
+            end = ends[-1] if ends else min(limit, p.length)
+            out.append(np.concatenate([header, ids[start:end]]))
+            start = end
+    return out
+
+
+class WindowSampler:
+    """Random training windows: a piece (weighted by length), a bar to start at, a shift."""
+
+    def __init__(
+        self,
+        cache: TokenCache,
+        tokenizer: ScoreTokenizer,
+        length: int,
+        seed: int,
+        split: str = "train",
+        transpose: bool = True,
+    ):
+        self.cache = cache
+        self.tok = tokenizer
+        self.length = length
+        self.pieces = cache.split(split)
+        if not self.pieces:
+            raise ComposerError(cache.folder, f"no pieces in the {split} split")
+        weights = np.array([min(p.length, length) for p in self.pieces], dtype=np.float64)
+        self.p = weights / weights.sum()
+        self.rng = np.random.default_rng(seed)
+        self.transpose = transpose
+
+    def window(self) -> np.ndarray:
+        piece = self.pieces[self.rng.choice(len(self.pieces), p=self.p)]
+        ids = self.cache.ids(piece)
+        # Start at the first bar half the time (openings matter), else at any bar that leaves
+        # a full window when the piece is long enough.
+        body = self.length - HEADER
+        starts = [b for b in piece.bars if b + body <= piece.length] or piece.bars[:1]
+        start = starts[0] if self.rng.random() < 0.5 else starts[self.rng.integers(len(starts))]
+        out = np.concatenate([ids[:HEADER], ids[start : start + body]])
+        if self.transpose:
+            lo, hi = piece.shifts
+            shifted = self.tok.transpose(out, int(self.rng.integers(lo, hi + 1)))
+            out = shifted if shifted is not None else out
+        return out
+
+    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless (input_ids, labels) batches; padding is labelled -100 and ignored."""
+        pad = self.tok.pad_id
+        while True:
+            rows = [self.window() for _ in range(batch_size)]
+            ids = np.full((batch_size, self.length), pad, dtype=np.int64)
+            labels = np.full((batch_size, self.length), -100, dtype=np.int64)
+            for r, w in enumerate(rows):
+                ids[r, : len(w)] = w
+                labels[r, : len(w)] = w
+            yield torch.from_numpy(ids), torch.from_numpy(labels)

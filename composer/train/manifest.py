@@ -1,0 +1,63 @@
+"""What went into a training corpus: counts per collection and style, and what was skipped."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from composer.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from composer.train.corpus import CorpusPiece, SkippedPiece
+
+
+@dataclass
+class Counts:
+    pieces: int = 0
+    notes: int = 0
+    tokens: int = 0  # filled in by whoever tokenises the pieces
+
+
+@dataclass
+class Manifest:
+    """Counts per collection and per style, the skipped pieces with reasons, and the split seed."""
+
+    seed: int = 0
+    collections: dict[str, Counts] = field(default_factory=dict)
+    styles: dict[str, Counts] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # piece id -> reason
+
+    def add(self, item: CorpusPiece | SkippedPiece, tokens: int = 0) -> None:
+        """Count a converted piece (with its token count, if known) or record a skipped one."""
+        if hasattr(item, "reason"):  # a SkippedPiece (no isinstance: music21 loads slowly)
+            self.skipped[item.id] = item.reason
+            return
+        for table, name in ((self.collections, item.collection), (self.styles, item.style)):
+            counts = table.setdefault(name, Counts())
+            counts.pieces += 1
+            counts.notes += item.n_notes
+            counts.tokens += tokens
+
+    @property
+    def total(self) -> Counts:
+        return Counts(
+            pieces=sum(c.pieces for c in self.styles.values()),
+            notes=sum(c.notes for c in self.styles.values()),
+            tokens=sum(c.tokens for c in self.styles.values()),
+        )
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        data = json.loads(Path(path).read_text())
+        return cls(
+            seed=data["seed"],
+            collections={k: Counts(**v) for k, v in data["collections"].items()},
+            styles={k: Counts(**v) for k, v in data["styles"].items()},
+            skipped=dict(data["skipped"]),
+        )

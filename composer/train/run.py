@@ -1,0 +1,48 @@
+"""``composer train`` end to end: data (corpus or the user's folders) -> token cache -> model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from composer.errors import ComposerError
+from composer.model.checkpoint import DEFAULT_MODEL, MODELS_DIR
+from composer.progress import ProgressFn, no_progress
+from composer.tokens import ScoreTokenizer, TokenizerSpec
+from composer.train.data import TokenCache, build_cache
+from composer.train.trainer import TrainConfig, TrainResult, train
+
+
+def run_training(
+    data: list[Path] | None = None,
+    config: Path | None = None,
+    cache: Path = Path(".cache/data-v1"),
+    out: Path | None = None,
+    minutes: float | None = None,
+    epochs: float | None = None,
+    resume: bool = False,
+    progress: ProgressFn = no_progress,
+) -> TrainResult:
+    """Build the token cache if it is missing, then train and save a checkpoint."""
+    import dataclasses
+
+    tok = ScoreTokenizer.named(TokenizerSpec().name)
+    cfg = TrainConfig.from_json(config.read_text()) if config else TrainConfig()
+    if minutes is not None:
+        cfg = dataclasses.replace(cfg, max_minutes=minutes)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=epochs)
+    if data:
+        for folder in data:
+            if not folder.exists():
+                raise ComposerError(folder, "no such folder")
+        digest = hashlib.sha256("\n".join(str(p.resolve()) for p in data).encode()).hexdigest()
+        cache = cache.with_name(f"data-user-{digest[:10]}")
+        out = out or MODELS_DIR / data[0].resolve().name
+    out = out or DEFAULT_MODEL
+    if not (cache / "pieces.json").exists():
+        from composer.train.corpus import iter_corpus, iter_files
+
+        pieces = iter_files(data) if data else iter_corpus(progress=progress)
+        build_cache(pieces, tok, cache, seed=cfg.seed, progress=progress)
+    return train(TokenCache.load(cache, tok), tok, cfg, out, resume=resume, progress=progress)

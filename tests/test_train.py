@@ -1,0 +1,152 @@
+"""Training pipeline on a tiny synthetic corpus: cache, windows, n-gram, train, resume, load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import symusic
+from conftest import TINY_MODEL
+
+from composer.errors import ComposerError
+from composer.model import ModelSpec, load_checkpoint
+from composer.tokens import ScoreTokenizer
+from composer.train.corpus import CorpusPiece, SkippedPiece
+from composer.train.data import HEADER, TokenCache, WindowSampler, build_cache, eval_windows
+from composer.train.ngram import KneserNey
+from composer.train.trainer import TrainConfig, train
+
+TPQ = 480
+
+
+def piece(i: int) -> CorpusPiece:
+    """A two-voice piece: a scale melody over a bass, 8 bars of 3/4, in one of two keys."""
+    rng = np.random.default_rng(i)
+    s = symusic.Score(TPQ)
+    s.time_signatures.append(symusic.TimeSignature(0, 3, 4))
+    tonic = 60 + (i % 2) * 2
+    mel, bass = symusic.Track("melody", 0, False), symusic.Track("bass", 5, False)
+    for b in range(8):
+        for beat in range(3):
+            t = (b * 3 + beat) * TPQ
+            mel.notes.append(symusic.Note(t, TPQ, tonic + int(rng.choice([0, 2, 4, 5, 7])), 80))
+        bass.notes.append(symusic.Note(b * 3 * TPQ, 3 * TPQ, tonic - 24, 80))
+    s.tracks.extend([mel, bass])
+    return CorpusPiece(
+        id=f"synthetic/{i}",
+        collection="synthetic",
+        style="folk",
+        title=str(i),
+        score=s,
+        key_tonic=tonic % 12,
+        key_mode="major",
+        meters=[(0, 3, 4)],
+        section_starts=[0, 4 * 3 * TPQ],
+        n_parts=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def tok() -> ScoreTokenizer:
+    return ScoreTokenizer()
+
+
+@pytest.fixture(scope="module")
+def cache(tok, tmp_path_factory) -> TokenCache:
+    items = [piece(i) for i in range(60)] + [SkippedPiece("synthetic/bad", "broken on purpose")]
+    folder = tmp_path_factory.mktemp("cache")
+    build_cache(items, tok, folder, seed=0)
+    return TokenCache.load(folder, tok)
+
+
+def test_cache_splits_and_manifest(cache):
+    m = cache.manifest
+    assert m["pieces"] == 60 and m["skipped"] == [
+        {"id": "synthetic/bad", "reason": "broken on purpose"}
+    ]
+    splits = {p.split for p in cache.pieces}
+    assert splits <= {"train", "val", "test"} and "train" in splits
+    assert m["styles"]["folk"]["pieces"] == 60
+    assert sum(c["tokens"] for c in m["collections"].values()) == len(cache.tokens)
+
+
+def test_windows_start_at_bars_with_header(cache, tok):
+    sampler = WindowSampler(cache, tok, length=64, seed=0)
+    for _ in range(20):
+        w = sampler.window()
+        assert len(w) <= 64
+        assert w[0] == tok.bos_id and tok.tokens[w[1]] == "Style_folk"
+        assert tok.tokens[w[2]].startswith("Key_")
+        assert w[HEADER] == tok.bar_id
+    ids, labels = next(sampler.batches(3))
+    assert ids.shape == labels.shape == (3, 64)
+
+
+def test_eval_windows_cover_each_piece_once(cache, tok):
+    windows = eval_windows(cache, "train", 100)
+    body = sum(len(w) - HEADER for w in windows)
+    assert body == sum(p.length - HEADER for p in cache.split("train"))
+    assert all(len(w) <= 100 for w in windows)
+
+
+def test_ngram_beats_unigram_and_normalises(cache, tok):
+    seqs = [cache.ids(p) for p in cache.split("train")]
+    held = eval_windows(cache, "train", 200)[:5]
+    uni, five = KneserNey(1, len(tok)).fit(seqs), KneserNey(5, len(tok)).fit(seqs)
+    assert five.nll(held) < uni.nll(held)
+    h = seqs[0][:20]
+    total = sum(np.exp(five.log_probs(np.append(h, w))[-1]) for w in range(len(tok)))
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def tiny_config(**kw) -> TrainConfig:
+    spec = ModelSpec(**TINY_MODEL)
+    base = dict(
+        model=spec,
+        seq_len=96,
+        batch_size=4,
+        epochs=0.5,
+        warmup_steps=2,
+        lr=3e-3,
+        checkpoint_every_steps=2,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_train_saves_a_loadable_checkpoint_and_resumes(cache, tok, tmp_path):
+    out = tmp_path / "model"
+    res = train(cache, tok, tiny_config(), out)
+    assert res.steps > 0 and np.isfinite(res.val_loss)
+    assert res.history[-1]["val_loss"] == pytest.approx(res.val_loss)
+    ckpt = load_checkpoint(out, tokenizer=tok)
+    assert ckpt.spec.tokenizer_hash == tok.vocab_hash
+    assert ckpt.info["steps"] == res.steps
+    assert (out / "model.safetensors").stat().st_size < 2_000_000
+    # Resuming with more epochs continues from the saved step instead of starting over.
+    more = train(cache, tok, tiny_config(epochs=1.0), out, resume=True)
+    assert more.steps > res.steps
+    assert len(more.history) > len(res.history)
+
+
+def test_load_errors_are_one_line(cache, tok, tmp_path):
+    out = tmp_path / "m"
+    train(cache, tok, tiny_config(epochs=0.1), out)
+    spec = json.loads((out / "composer.json").read_text())
+    spec["spec"]["tokenizer_hash"] = "ffff"
+    (out / "composer.json").write_text(json.dumps(spec))
+    with pytest.raises(ComposerError, match="tokenizer mismatch"):
+        load_checkpoint(out, tokenizer=tok)
+    (out / "composer.json").write_text("{")
+    with pytest.raises(ComposerError, match="corrupt checkpoint spec"):
+        load_checkpoint(out, tokenizer=tok)
+    with pytest.raises(ComposerError, match="not a composer checkpoint"):
+        load_checkpoint(tmp_path, tokenizer=tok)
+
+
+def test_corrupt_weights(cache, tok, tmp_path):
+    out = tmp_path / "m2"
+    train(cache, tok, tiny_config(epochs=0.1), out)
+    (out / "model.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(ComposerError, match="corrupt or unreadable weights"):
+        load_checkpoint(out, tokenizer=tok)
