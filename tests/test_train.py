@@ -62,13 +62,13 @@ def cache(tok, tmp_path_factory) -> TokenCache:
 
 def test_cache_splits_and_manifest(cache):
     m = cache.manifest
-    assert m["pieces"] == 60 and m["skipped"] == [
-        {"id": "synthetic/bad", "reason": "broken on purpose"}
-    ]
+    assert m.total.pieces == 60 and m.skipped == {"synthetic/bad": "broken on purpose"}
     splits = {p.split for p in cache.pieces}
     assert splits <= {"train", "val", "test"} and "train" in splits
-    assert m["styles"]["folk"]["pieces"] == 60
-    assert sum(c["tokens"] for c in m["collections"].values()) == len(cache.tokens)
+    assert set(m.splits) == splits
+    assert sum(c.pieces for c in m.splits.values()) == 60
+    assert m.styles["folk"].pieces == 60
+    assert m.total.tokens == len(cache.tokens) == sum(p.length for p in cache.pieces)
 
 
 def test_windows_start_at_bars_with_header(cache, tok):

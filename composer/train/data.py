@@ -21,6 +21,7 @@ from composer.io import atomic_path, atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
 from composer.tokens.tokenizer import PITCH
+from composer.train.manifest import Manifest
 
 HEADER = 3  # BOS, Style, Key
 
@@ -43,7 +44,7 @@ class TokenCache:
     tokens: np.ndarray  # (N,) uint16
     pieces: list[PieceEntry]
     tokenizer_hash: str
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
 
     def split(self, name: str) -> list[PieceEntry]:
         return [p for p in self.pieces if p.split == name]
@@ -62,8 +63,9 @@ class TokenCache:
         if meta["tokenizer_hash"] != tokenizer.vocab_hash:
             raise ComposerError(folder, "token cache was built with another tokenizer; rebuild it")
         pieces = [PieceEntry(**{**p, "shifts": tuple(p["shifts"])}) for p in meta["pieces"]]
-        manifest = json.loads((folder / "manifest.json").read_text())
-        return cls(folder, tokens, pieces, meta["tokenizer_hash"], manifest)
+        return cls(
+            folder, tokens, pieces, meta["tokenizer_hash"], Manifest.load(folder / "manifest.json")
+        )
 
 
 def build_cache(
@@ -76,20 +78,21 @@ def build_cache(
     total: int | None = None,
 ) -> TokenCache:
     """Tokenise CorpusPiece / SkippedPiece items into a cache folder, with a manifest."""
-    from composer.train.corpus import SkippedPiece, split_of
+    from composer.train.corpus import SkippedPiece, split_of  # music21 loads slowly
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chunks: list[np.ndarray] = []
     entries: list[PieceEntry] = []
-    skipped: list[dict] = []
-    per_collection: dict[str, dict[str, int]] = {}
+    manifest = Manifest(
+        seed=seed, tokenizer=tokenizer.spec.name, tokenizer_hash=tokenizer.vocab_hash
+    )
     offset = 0
     lo_pitch, hi_pitch = tokenizer.spec.pitch_range
     for n, piece in enumerate(pieces, 1):
         progress("tokenise", n, total)
         if isinstance(piece, SkippedPiece):
-            skipped.append({"id": piece.id, "reason": piece.reason})
+            manifest.add(piece)
             continue
         try:
             ids = np.asarray(
@@ -102,10 +105,10 @@ def build_cache(
                 dtype=np.int64,
             )
         except Exception as e:  # one bad piece never aborts the build
-            skipped.append({"id": piece.id, "reason": f"tokenise: {type(e).__name__}: {e}"[:200]})
+            manifest.add(SkippedPiece(piece.id, f"tokenise: {type(e).__name__}: {e}"[:200]))
             continue
         if not (tokenizer.kind[ids] == PITCH).any():
-            skipped.append({"id": piece.id, "reason": "no notes in range after tokenising"})
+            manifest.add(SkippedPiece(piece.id, "no notes in range after tokenising"))
             continue
         low, high = tokenizer.pitch_span(ids)
         shifts = (max(-6, lo_pitch - low), min(5, hi_pitch - 1 - high))
@@ -118,9 +121,7 @@ def build_cache(
         )
         chunks.append(ids.astype(np.uint16))
         offset += len(ids)
-        c = per_collection.setdefault(piece.collection, {"pieces": 0, "tokens": 0})
-        c["pieces"] += 1
-        c["tokens"] += len(ids)
+        manifest.add(piece, tokens=len(ids), split=split)
     tokens = np.concatenate(chunks) if chunks else np.zeros(0, np.uint16)
     with atomic_path(folder / "tokens.npy") as tmp:
         with open(tmp, "wb") as f:
@@ -134,24 +135,10 @@ def build_cache(
             }
         ),
     )
-    styles: dict[str, dict[str, int]] = {}
-    for e in entries:
-        s = styles.setdefault(e.style, {"pieces": 0, "tokens": 0, "train": 0, "val": 0, "test": 0})
-        s["pieces"] += 1
-        s["tokens"] += e.length
-        s[e.split] += 1
-    manifest = {
-        "seed": seed,
-        "tokenizer": tokenizer.spec.name,
-        "tokenizer_hash": tokenizer.vocab_hash,
-        "pieces": len(entries),
-        "tokens": int(offset),
-        "collections": per_collection,
-        "styles": styles,
-        "skipped": skipped,
-    }
-    atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    log.info("token cache: %d pieces, %d tokens, %d skipped", len(entries), offset, len(skipped))
+    manifest.save(folder / "manifest.json")
+    log.info(
+        "token cache: %d pieces, %d tokens, %d skipped", len(entries), offset, len(manifest.skipped)
+    )
     return TokenCache(folder, tokens, entries, tokenizer.vocab_hash, manifest)
 
 

@@ -26,16 +26,25 @@ class Manifest:
     """Counts per collection and per style, the skipped pieces with reasons, and the split seed."""
 
     seed: int = 0
+    tokenizer: str = ""  # name and vocabulary hash of the tokenizer that counted the tokens
+    tokenizer_hash: str = ""
     collections: dict[str, Counts] = field(default_factory=dict)
     styles: dict[str, Counts] = field(default_factory=dict)
+    splits: dict[str, Counts] = field(default_factory=dict)  # train / val / test
     skipped: dict[str, str] = field(default_factory=dict)  # piece id -> reason
 
-    def add(self, item: CorpusPiece | SkippedPiece, tokens: int = 0) -> None:
-        """Count a converted piece (with its token count, if known) or record a skipped one."""
+    def add(
+        self, item: CorpusPiece | SkippedPiece, tokens: int = 0, split: str | None = None
+    ) -> None:
+        """Count a converted piece (with its token count and split, if known) or record a
+        skipped one."""
         if hasattr(item, "reason"):  # a SkippedPiece (no isinstance: music21 loads slowly)
             self.skipped[item.id] = item.reason
             return
-        for table, name in ((self.collections, item.collection), (self.styles, item.style)):
+        tables = [(self.collections, item.collection), (self.styles, item.style)]
+        if split:
+            tables.append((self.splits, split))
+        for table, name in tables:
             counts = table.setdefault(name, Counts())
             counts.pieces += 1
             counts.notes += item.n_notes
@@ -57,7 +66,10 @@ class Manifest:
         data = json.loads(Path(path).read_text())
         return cls(
             seed=data["seed"],
+            tokenizer=data.get("tokenizer", ""),
+            tokenizer_hash=data.get("tokenizer_hash", ""),
             collections={k: Counts(**v) for k, v in data["collections"].items()},
             styles={k: Counts(**v) for k, v in data["styles"].items()},
+            splits={k: Counts(**v) for k, v in data.get("splits", {}).items()},
             skipped=dict(data["skipped"]),
         )

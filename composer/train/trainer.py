@@ -206,7 +206,12 @@ def train(
         "hardware": "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}",
         "parameters": count_parameters(acc.unwrap_model(model)),
         "history": history,
-        "data_manifest": {k: cache.manifest.get(k) for k in ("pieces", "tokens", "seed")},
+        "data": {
+            "pieces": cache.manifest.total.pieces,
+            "tokens": cache.manifest.total.tokens,
+            "seed": cache.manifest.seed,
+            "skipped": len(cache.manifest.skipped),
+        },
     }
     save_checkpoint(acc.unwrap_model(model), spec, out, info=info)
     save_state()
