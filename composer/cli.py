@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     ba.add_argument("video", type=Path)
     ba.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     ba.set_defaults(run=_bench_analyze)
-    bg = bsub.add_parser("generate", help="KV-cached fast path vs plain model.generate")
+    bg = bsub.add_parser("generate", help="composer's decoding loop vs plain model.generate")
     bg.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     bg.add_argument("--bars", type=int, default=8)
     bg.add_argument("-n", "--candidates", type=int, default=4)

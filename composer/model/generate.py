@@ -23,6 +23,7 @@ from composer.errors import ComposerError
 from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
 from composer.model.constraints import KeyBias, ScoreGrammar
 from composer.model.export import write_midi
+from composer.model.fast import FastDecoder
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import BarControls, ScoreTokenizer
 
@@ -109,9 +110,18 @@ def decoding_threads(n: int = 1) -> Iterator[None]:
 
 @torch.inference_mode()
 def sample(
-    ckpt: Checkpoint, req: GenerationRequest, progress: ProgressFn = no_progress
+    ckpt: Checkpoint,
+    req: GenerationRequest,
+    progress: ProgressFn = no_progress,
+    fast: bool = False,
 ) -> tuple[list[list[int]], list[float], float]:
-    """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs and tokens/s."""
+    """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs and tokens/s.
+
+    ``fast`` uses composer's lean decoder (Mixtral-style checkpoints) instead of transformers'
+    forward with its KV cache. It is off by default until it is the faster of the two at the
+    shipped size: measured 1.3-1.6x faster on a 4-layer, 128-wide model but 0.6-0.7x on the
+    13M-parameter default (its dense expert step costs 4.7 ms of an 11.4 ms step).
+    """
     import time
 
     tok, model = ckpt.tokenizer, ckpt.model
@@ -123,17 +133,19 @@ def sample(
     budget = req.bars * _MAX_TOKENS_PER_BAR + 4
     logp_sum = torch.zeros(n, dtype=torch.float64)
     counts = torch.zeros(n, dtype=torch.long)
-    step_input, past = ids, None
+    forward = _forward_fn(model, n, ckpt.spec.context, fast)
+    step_input, fed = ids, 0  # fed: tokens in the model's cache
     start = time.perf_counter()
     with decoding_threads():
         for _ in range(budget):
-            if ids.shape[1] >= ckpt.spec.context:
+            restart = fed + step_input.shape[1] > ckpt.spec.context
+            if restart:
                 # Slide: keep the header and the most recent tokens, rebuild the cache.
                 keep = ckpt.spec.context * 3 // 4
-                step_input, past = torch.cat([ids[:, : len(header)], ids[:, -keep:]], 1), None
-            out = model(input_ids=step_input, cache=past, use_cache=True)
-            past = out.cache
-            logits = out.logits[:, -1, :].float()  # (n, vocab)
+                step_input = torch.cat([ids[:, : len(header)], ids[:, -keep:]], 1)
+                fed = 0
+            logits = forward(step_input, restart)  # (n, vocab)
+            fed += step_input.shape[1]
             raw = torch.log_softmax(logits, -1)
             probs = torch.softmax(chain(ids, logits), -1)
             nxt = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
@@ -152,6 +164,28 @@ def sample(
         rows.append(row[:end])
     mean_lp = (logp_sum / counts.clamp(min=1)).tolist()
     return rows, mean_lp, int(counts.sum()) / max(elapsed, 1e-9)
+
+
+def _forward_fn(model, batch: int, context: int, fast: bool):
+    """forward(ids (B, T), restart) -> last-position logits (B, V), keeping a KV cache."""
+    if fast and FastDecoder.supports(model):
+        decoder = FastDecoder(model, batch, context)
+
+        def lean(x: torch.Tensor, restart: bool) -> torch.Tensor:
+            if restart:
+                decoder.reset()
+            return decoder.forward(x)
+
+        return lean
+    cache = None
+
+    def plain(x: torch.Tensor, restart: bool) -> torch.Tensor:
+        nonlocal cache
+        out = model(input_ids=x, cache=None if restart else cache, use_cache=True)
+        cache = out.cache
+        return out.logits[:, -1, :].float()
+
+    return plain
 
 
 def adherence(tok: ScoreTokenizer, ids: list[int], req: GenerationRequest) -> tuple[float, dict]:
