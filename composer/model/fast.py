@@ -3,9 +3,9 @@
 transformers' forward is general (caches of many kinds, hooks, masks, grouped expert kernels for
 big batches); decoding a few candidates one token at a time on a CPU spends most of its time
 there rather than in arithmetic. This module runs the same computation from the model's own
-tensors with a preallocated KV cache, and for the handful of tokens of a decoding step runs all
-experts in one dense product and keeps the routed ones (cheaper than routing at this size).
-Logits match the transformers forward (tests check it).
+tensors with a preallocated KV cache and multiplies only the routed experts' weights (decoding
+is bound by reading weights: a dense product over all experts, or a gather of their weights,
+reads several times more). Logits match the transformers forward (tests check it).
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
-
-# Up to this many tokens in a step, run every expert densely; beyond, loop over routed experts.
-_DENSE_MAX = 16
 
 
 class FastDecoder:
@@ -48,9 +45,6 @@ class FastDecoder:
                 "gate_up": moe.experts.gate_up_proj.detach().float(),  # (E, 2I, H)
                 "down": moe.experts.down_proj.detach().float(),  # (E, H, I)
             })  # fmt: skip
-        for layer in self.layers:  # layouts for the dense step: one matmul, one bmm
-            layer["gate_up_flat"] = layer["gate_up"].reshape(-1, layer["gate_up"].shape[-1])
-            layer["down_t"] = layer["down"].transpose(1, 2).contiguous()  # (E, I, H)
         self.act = model.model.layers[0].mlp.experts.act_fn
         # RoPE tables for every position: (max_len, head_dim).
         inv_freq = m.rotary_emb.inv_freq.float()
@@ -79,16 +73,9 @@ class FastDecoder:
         probs = torch.softmax(F.linear(x, layer["router"]), -1)  # (N, E)
         weights, index = torch.topk(probs, self.top_k, -1)  # (N, k)
         weights = weights / weights.sum(-1, keepdim=True)
-        if x.shape[0] <= _DENSE_MAX:
-            # Every expert on every token: E/k times the arithmetic, but one product each way
-            # and no weight copies, which is what a few tokens per step can afford best.
-            e, two_i, _ = layer["gate_up"].shape
-            gu = F.linear(x, layer["gate_up_flat"]).view(-1, e, two_i)  # (N, E, 2I)
-            gate, up = gu.chunk(2, -1)
-            h = (self.act(gate) * up).transpose(0, 1)  # (E, N, I)
-            y = torch.bmm(h, layer["down_t"])  # (E, N, H)
-            mix = torch.zeros_like(probs).scatter_(1, index, weights)  # (N, E), zero if unrouted
-            return (y * mix.T.unsqueeze(-1)).sum(0)
+        # Only the routed experts' weights are read: decoding is bound by memory traffic, and
+        # a dense product over all experts (or a gather of their weights) reads several times
+        # more of it than the arithmetic needs.
         out = torch.zeros_like(x)
         for e in index.unique().tolist():
             rows, slot = torch.where(index == e)
