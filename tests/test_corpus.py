@@ -110,6 +110,14 @@ def test_bars_split_by_repeat_signs():
     assert piece.warnings == ["1 irregular bars given their own meter"]
 
 
+def test_end_repeats_without_start_repeat_one_strain_each():
+    # music21 alone sends every end repeat back to the beginning: 2 + 4 + 8 plays of strain A.
+    abc = "X:1\nT:c\nM:4/4\nL:1/4\nK:C\nCDEF|GABc:|defg|cdef:|efga|gfed:|\n"
+    piece = from_music21(converter.parse(abc, format="abc"), "user/c.abc")
+    assert piece.n_notes == 3 * 2 * 8
+    assert piece.warnings == []
+
+
 def test_dynamics_set_velocities():
     part = stream.Part([meter.TimeSignature("4/4")])
     for mark, pitch in [(None, "C4"), ("p", "D4"), (None, "E4"), ("ff", "F4"), ("mf", "G4")]:
@@ -175,6 +183,30 @@ def test_iter_corpus_opus_tunes():
     assert len(list(iter_corpus(["nottingham-dataset"], limit=1))) == 1
     with pytest.raises(ValueError, match="no such corpus collection"):
         list(iter_corpus(["nosuch"]))
+
+
+def test_josquin_voices_merge_into_one_score():
+    # Each X: tune of a Josquin file is one voice of the same chanson.
+    canon, chanson = iter_corpus(["josquin"], limit=2)
+    assert canon.id == "josquin/4vPerIlludAveProlatum.abc"
+    assert canon.n_parts == 2  # a canon: two written voices
+    assert chanson.id == "josquin/adieuMesAmours.abc"
+    assert chanson.style == "renaissance"
+    assert chanson.n_parts == 4
+    assert [t.name for t in chanson.score.tracks] == ["melody", "harmony1", "harmony2", "bass"]
+
+
+def test_book_numbered_tunes_deduplicated(tmp_path):
+    folder = tmp_path / "oneills1850"
+    folder.mkdir()
+    tune = "X:{}\nT:{}\nM:2/4\nL:1/8\nK:G\nGABc|{}|d4|]\n\n"
+    (folder / "a.abc").write_text(tune.format(7, "The Kid", "dedc") + tune.format(8, "Kid", "B4"))
+    # Another transcriber's copy of O'Neill's tune 7 (one note differs), and tune 9.
+    (folder / "b.abc").write_text(tune.format(7, "Kid.", "dBdc") + tune.format(9, "Kid", "g4"))
+    items = list(iter_files([folder]))
+    assert [i.id for i in items] == [f"oneills1850/{f}.abc#{x}" for f, x in "a7 a8 b7 b9".split()]
+    assert [type(i) for i in items] == [CorpusPiece, CorpusPiece, SkippedPiece, CorpusPiece]
+    assert items[2].reason == "duplicate of oneills1850/a.abc#7"
 
 
 def _write_midi(path: Path, tpq: int = 96) -> None:

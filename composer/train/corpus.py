@@ -35,6 +35,7 @@ from music21 import (
     meter,
     note,
     repeat,
+    spanner,
     stream,
     tempo,
 )
@@ -93,7 +94,10 @@ _FORMATS = (".mxl", ".musicxml", ".xml", ".krn", ".abc")
 _MIDI = (".mid", ".midi")
 # ABC files that hold one voice per tune (X:), to be merged into one score.
 _VOICE_PER_TUNE = ("josquin",)
+# Collections whose X: numbers are the tune numbers of the printed book.
+_BOOK_NUMBERED = ("oneills1850",)
 
+_MAX_REPEAT_GROWTH = 4.0  # more than this many plays per written note is a misread repeat
 _TOL = 2  # ticks: offsets that differ by less are the same instant (rounding to TPQ)
 _DEFAULT_VELOCITY = 80
 _VELOCITY = {"ppp": 30, "pp": 40, "p": 55, "mp": 70, "mf": 80, "f": 96, "ff": 112, "fff": 124}
@@ -252,8 +256,9 @@ def from_music21(
 ) -> CorpusPiece:
     """Convert one music21 score (or a single part), expanding its repeats where music21 can.
 
-    Time and key signature objects that the score shares between measures are replaced by
-    copies in place. Raises ValueError when the score has no pitched notes.
+    The score is mended in place: time and key signatures shared between measures are copied,
+    and end repeats without a start repeat get one. Raises ValueError when the score has no
+    pitched notes.
     """
     if not isinstance(score, stream.Score):
         score = stream.Score([score])
@@ -261,10 +266,16 @@ def from_music21(
     _unshare_signatures(score)
     played = score
     if expand_repeats and _has_repeats(score):
+        _close_open_repeats(score)
         try:
             played = score.expandRepeats()
         except Exception as exc:  # music21 raises several types for badly formed repeats
             warnings.append(f"repeats not expanded: {type(exc).__name__}: {exc}"[:200])
+        growth = _count_notes(played) / max(1, _count_notes(score))
+        if growth > _MAX_REPEAT_GROWTH:
+            # Repeat signs music21 misreads; the written score is the better data.
+            warnings.append(f"repeats not expanded: they would play the notes {growth:.1f} times")
+            played = score
     parts = list(played.parts) or [played]
     flats = [p.flatten() for p in parts]
 
@@ -357,17 +368,33 @@ def _title(score: stream.Score) -> str | None:
 def _unless_duplicate(
     item: CorpusPiece | SkippedPiece, seen: dict[str, str]
 ) -> CorpusPiece | SkippedPiece:
-    """Skip a piece whose notes equal an earlier one's (O'Neill's overlapping files)."""
+    """Skip a piece seen before (``seen`` maps identities to the first piece's id)."""
     if isinstance(item, SkippedPiece):
         return item
+    keys = _identities(item)
+    for k in keys:
+        if k in seen:
+            return SkippedPiece(item.id, f"duplicate of {seen[k]}")
+    for k in keys:
+        seen[k] = item.id
+    return item
+
+
+def _identities(piece: CorpusPiece) -> list[str]:
+    """A piece is a duplicate if its notes equal an earlier piece's, or, in a collection whose
+    tunes carry the book's numbers (O'Neill's overlapping files, transcribed by different
+    people), if its number and title do."""
     digest = hashlib.sha1()
-    for track in item.score.tracks:
+    for track in piece.score.tracks:
         notes = track.notes.numpy()
         digest.update(bytes([track.program]))
         for column in ("time", "duration", "pitch"):
             digest.update(notes[column].tobytes())
-    first = seen.setdefault(digest.hexdigest(), item.id)
-    return item if first == item.id else SkippedPiece(item.id, f"duplicate of {first}")
+    keys = [digest.hexdigest()]
+    if piece.collection in _BOOK_NUMBERED and "#" in piece.id:
+        plain = re.sub(r"[^a-z]|\bthe\b", "", piece.title.lower())
+        keys.append(f"{piece.collection}#{piece.id.rsplit('#', 1)[1]}#{plain}")
+    return keys
 
 
 # --- music21 score -> notes ------------------------------------------------------------------
@@ -397,6 +424,38 @@ def _has_repeats(score: stream.Score) -> bool:
     first = score.parts.first() or score
     marks = first.recurse().getElementsByClass((bar.Repeat, repeat.RepeatExpression))
     return marks.first() is not None
+
+
+def _count_notes(score: stream.Score) -> int:
+    return len(score.recurse().notes)
+
+
+def _close_open_repeats(score: stream.Score) -> None:
+    """Start each end repeat that has no start repeat right after the previous end repeat.
+
+    Such a repeat means "play this strain again", but music21 goes back to the beginning of
+    the piece, so tunes of many strains (ABC's "A :| B :| C :|") grow exponentially.
+    """
+    for part in score.parts:
+        measures = list(part.getElementsByClass(stream.Measure))
+        in_ending = {
+            id(m)
+            for bracket in part.spanners.getElementsByClass(spanner.RepeatBracket)
+            for m in bracket.getSpannedElements()
+        }
+        started, after_end = False, None
+        for k, m in enumerate(measures):
+            if isinstance(m.leftBarline, bar.Repeat) and m.leftBarline.direction == "start":
+                started = True
+            if isinstance(m.rightBarline, bar.Repeat) and m.rightBarline.direction == "end":
+                if not started and after_end is not None:
+                    # The strain begins after the previous repeat's endings.
+                    first = next(
+                        (i for i in range(after_end, k + 1) if id(measures[i]) not in in_ending),
+                        after_end,
+                    )
+                    measures[first].leftBarline = bar.Repeat(direction="start")
+                started, after_end = False, k + 1
 
 
 def _part_notes(flat: stream.Stream, shift: int) -> list[list[int]]:
