@@ -39,6 +39,7 @@ def test_video_analysis_json_round_trip(tmp_path):
     a.save(tmp_path / "a.json")
     assert VideoAnalysis.load(tmp_path / "a.json") == a
     assert not list(tmp_path.glob(".*part*")), "temporary file left behind"
+    assert (tmp_path / "a.json").stat().st_mode & 0o044, "output should be readable by others"
 
 
 def test_json_has_the_documented_keys():

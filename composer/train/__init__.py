@@ -1,0 +1,1 @@
+"""Training: the corpus, the token cache, the n-gram baseline and the trainer."""
