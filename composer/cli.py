@@ -183,6 +183,8 @@ def _analyze(args: argparse.Namespace) -> int:
     from composer.video.timeline import plot_timeline
 
     outputs = [args.output] + ([args.plot] if args.plot else [])
+    if args.keyframes and args.keyframes.is_dir() and any(args.keyframes.glob("scene*.jpg")):
+        outputs.append(args.keyframes)  # checked up front: no analysis.json left half-done
     for out in outputs:
         if out.exists() and not args.force:
             raise ComposerError(out, "already exists (pass --force to replace it)")

@@ -39,6 +39,10 @@ def test_analyze_writes_json_and_timeline(clip, tmp_path, capsys):
     assert main(["analyze", str(clip), "-o", str(out)]) == 1
     assert out.read_bytes() == before
     assert main(["analyze", str(clip), "-o", str(out), "--force"]) == 0
+    # Keyframes already in the folder are refused before anything is written.
+    other = tmp_path / "other.json"
+    assert main(["analyze", str(clip), "-o", str(other), "--keyframes", str(keys)]) == 1
+    assert not other.exists()
 
 
 def test_bad_input_is_one_line_nonzero_and_leaves_nothing(tmp_path):
