@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, help="stop after this long (and save)")
     t.add_argument("--epochs", type=float, help="passes over the training tokens")
     t.add_argument("--resume", action="store_true", help="continue from the saved state")
+    t.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="processes that parse the corpus when the token cache is built",
+    )
+    t.add_argument(
+        "--style", default="other", help="style token for the pieces in --data (default: other)"
+    )
     t.set_defaults(run=_train)
 
     d = sub.add_parser("doctor", help="check libfluidsynth, soundfonts and ffmpeg, with fixes")
@@ -139,6 +149,23 @@ def _parser() -> argparse.ArgumentParser:
     bg.add_argument("-n", "--candidates", type=int, default=4)
     bg.set_defaults(run=_bench_generate)
 
+    e = sub.add_parser("eval", help="evaluations with acceptance tables")
+    esub = e.add_subparsers(dest="what", required=True, metavar="WHAT")
+    eg = esub.add_parser(
+        "generate", help="generated pieces vs the held-out corpus: decode, bars, key, style"
+    )
+    eg.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    eg.add_argument(
+        "--cache", type=Path, default=Path(".cache/data-v1"), help="token cache (composer train)"
+    )
+    eg.add_argument("-n", "--pieces", type=int, default=100)
+    eg.add_argument("--bars", type=int, default=16, help="bars per piece (at most)")
+    eg.add_argument("--seed", type=int, default=0)
+    eg.add_argument(
+        "-o", "--outdir", type=Path, help="write generation.json/.txt/.png and the MIDI files"
+    )
+    eg.set_defaults(run=_eval_generate)
+
     m = sub.add_parser("demo", help="run the pipeline on a clip it makes itself")
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
     m.set_defaults(run=_demo)
@@ -150,17 +177,21 @@ def _bar() -> tuple[ProgressFn, Callable[[], None]]:
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
+    # Stages that count seconds of media; the others count items (files, steps, pieces).
+    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps"}
 
     def update(stage: str, done: float, total: float | None) -> None:
         bar = bars.get(stage)
         if bar is None:
+            unit = units.get(stage, "")
+            count = "{n:.1f}/{total:.1f}" if unit == "s" else "{n:.0f}/{total:.0f}"
             bar = bars[stage] = tqdm(
                 total=total,
                 desc=stage,
-                unit="s",
+                unit=unit or "it",
                 leave=False,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                "{n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
+                bar_format=f"{{desc}}: {{percentage:3.0f}}%|{{bar}}| {count} {unit} "
+                "[{elapsed}<{remaining}]"
                 if total
                 else None,
                 disable=None,
@@ -320,6 +351,8 @@ def _train(args: argparse.Namespace) -> int:
             minutes=args.minutes,
             epochs=args.epochs,
             resume=args.resume,
+            workers=args.workers,
+            style=args.style,
             progress=progress,
         )
     finally:
@@ -349,6 +382,29 @@ def _doctor(args: argparse.Namespace) -> int:
     checks = check(soundfont=args.soundfont)
     print(format_report(checks))
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _eval_generate(args: argparse.Namespace) -> int:
+    from composer.evaluate.generation import eval_generation
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    progress, close = _bar()
+    try:
+        report = eval_generation(
+            args.model or DEFAULT_MODEL,
+            cache=args.cache,
+            pieces=args.pieces,
+            bars=args.bars,
+            seed=args.seed,
+            out=args.outdir,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
+    if args.outdir:
+        print(f"wrote {args.outdir}/generation.txt, generation.json, generation.png, midi/")
+    return 0
 
 
 def _bench_analyze(args: argparse.Namespace) -> int:

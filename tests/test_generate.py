@@ -94,12 +94,21 @@ def test_fast_decoder_matches_transformers_forward(tiny):
     ids = torch.randint(0, len(tiny.tokenizer), (3, 40))
     with torch.inference_mode():
         ref = tiny.model(input_ids=ids).logits  # (3, 40, V)
-    fast = FastDecoder(tiny.model, batch=3, max_len=64)
-    got = fast.forward(ids[:, :30])  # prefill: the looped-experts branch
+    # float32 weights: the same computation as transformers, to rounding.
+    fast = FastDecoder(tiny.model, batch=3, max_len=64, dtype=torch.float32)
+    got = fast.forward(ids[:, :30])  # prefill: many positions at once, causal mask
     assert torch.allclose(got, ref[:, 29], atol=1e-4)
-    for j in range(30, 40):  # one token per step: the dense-experts branch
+    for j in range(30, 40):  # then one token per step, from the KV cache
         got = fast.forward(ids[:, j : j + 1])
     assert torch.allclose(got, ref[:, 39], atol=1e-4)
+    # bf16 weights (the default, as the checkpoint stores them): the same distribution.
+    fast = FastDecoder(tiny.model, batch=3, max_len=64)
+    fast.forward(ids[:, :30])
+    for j in range(30, 40):
+        got = fast.forward(ids[:, j : j + 1])
+    p, q = torch.softmax(got, -1), torch.softmax(ref[:, 39], -1)
+    assert (p - q).abs().sum(-1).max() < 0.05
+    assert torch.equal(got.argmax(-1), ref[:, 39].argmax(-1))
 
 
 def test_fast_and_plain_paths_agree_on_valid_output(tiny):

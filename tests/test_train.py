@@ -150,3 +150,49 @@ def test_corrupt_weights(cache, tok, tmp_path):
     (out / "model.safetensors").write_bytes(b"garbage" * 10)
     with pytest.raises(ComposerError, match="corrupt or unreadable weights"):
         load_checkpoint(out, tokenizer=tok)
+
+
+def test_meters_outside_the_vocabulary_are_rewritten_or_skipped(tok, tmp_path):
+    eight = piece(100)
+    eight.score.time_signatures[0] = symusic.TimeSignature(0, 12, 16)  # 3/4 bars, as 12/16
+    odd = piece(101)
+    odd.id = "synthetic/odd"
+    odd.score.time_signatures[0] = symusic.TimeSignature(0, 11, 16)
+    cache = build_cache([piece(0), eight, odd], tok, tmp_path, seed=0)
+    assert cache.manifest.meters_rewritten == {"12/16->6/8": 1}
+    assert "meter 11/16 is not in the vocabulary" in cache.manifest.skipped["synthetic/odd"]
+    assert cache.manifest.total.pieces == 2
+    rewritten = cache.ids(cache.pieces[1])
+    assert {tok.tokens[i] for i in rewritten if tok.tokens[i].startswith("TimeSig")} == {
+        "TimeSig_6/8"
+    }
+    with pytest.raises(ValueError, match="valid|3/4"):
+        tok.fit_meters(odd.score)
+
+
+def test_train_command_on_a_users_midi_folder(tmp_path, capsys):
+    from composer.cli import main
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(12):
+        piece(200 + i).score.dump_midi(str(songs / f"song{i:02d}.mid"))
+    (songs / "broken.mid").write_bytes(b"MThd not really")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"model": TINY_MODEL, "seq_len": 96, "batch_size": 2,
+                                  "epochs": 1.0, "warmup_steps": 1}))  # fmt: skip
+    out = tmp_path / "mine"
+    args = ["train", "--data", str(songs), "--config", str(config), "--style", "folk",
+            "--cache", str(tmp_path / "cache" / "x"), "--out", str(out),
+            "--workers", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert "validation loss" in capsys.readouterr().out
+    ckpt = load_checkpoint(out, tokenizer=ScoreTokenizer.named("remi-roles-v1"))
+    assert ckpt.info["data"]["pieces"] == 12 and ckpt.info["data"]["skipped"] == 1
+    (built,) = (tmp_path / "cache").iterdir()
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["styles"]["folk"]["pieces"] == 12
+    assert "broken.mid" in next(iter(manifest["skipped"]))
+    assert main(["train", "--data", str(tmp_path / "nope")]) == 1
+    assert main(["train", "--data", str(songs), "--style", "jazz"]) == 1
+    assert "valid styles" in capsys.readouterr().err

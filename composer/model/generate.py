@@ -146,7 +146,10 @@ def sample(
             logits = forward(step_input, restart)  # (n, vocab)
             fed += step_input.shape[1]
             raw = torch.log_softmax(logits, -1)
-            probs = torch.softmax(chain(ids, logits), -1)
+            scores = logits
+            for proc in chain:  # not chain(...): it inspects every processor's signature per call
+                scores = proc(ids, scores)
+            probs = torch.softmax(scores, -1)
             nxt = torch.multinomial(probs, 1, generator=gen)  # (n, 1)
             active = torch.tensor([not d for d in grammar.done()])
             logp_sum += torch.where(active, raw.gather(1, nxt).squeeze(1).double(), 0.0)

@@ -186,6 +186,31 @@ class ScoreTokenizer:
         controls = [dataclasses.replace(c, section=i in sections) for i, c in enumerate(controls)]
         return self.header(style, key) + self.insert_controls(body, controls) + [self.eos_id]
 
+    def fit_meters(self, score: symusic.Score) -> list[str]:
+        """Rewrite each time signature the vocabulary lacks as an equal-length one it has
+        (8/8 -> 4/4, 6/16 -> 3/8), in place, so bar lines stay where they are; returns the
+        rewrites made ("8/8->4/4"). ValueError names a meter no rewrite can express.
+
+        miditok would otherwise replace an unknown meter silently and shift every bar after it.
+        """
+        known = {(n, d) for d, nums in self.spec.meters for n in nums}
+        done = []
+        for ts in score.time_signatures:
+            num, den = ts.numerator, ts.denominator
+            if (num, den) in known:
+                continue
+            # Nearest denominators first: 10/8 prefers 5/4 over 5/2's neighbours.
+            for d in sorted({d for d, _ in self.spec.meters}, key=lambda d: abs(d - den)):
+                n, rest = divmod(num * d, den)
+                if rest == 0 and (n, d) in known:
+                    done.append(f"{num}/{den}->{n}/{d}")
+                    ts.numerator, ts.denominator = n, d
+                    break
+            else:
+                valid = ", ".join(f"{n}/{d}" for n, d in sorted(known, key=lambda m: m[::-1]))
+                raise ValueError(f"meter {num}/{den} is not in the vocabulary ({valid})")
+        return done
+
     def header(self, style: str, key: tuple[int, str]) -> list[int]:
         """BOS Style Key: the tokens every sequence (and every training window) starts with."""
         if style not in self.spec.styles:

@@ -59,7 +59,9 @@ class TokenCache:
             meta = json.loads((folder / "pieces.json").read_text())
             tokens = np.load(folder / "tokens.npy", mmap_mode="r")
         except (OSError, ValueError) as e:
-            raise ComposerError(folder, f"not a token cache ({e})") from None
+            raise ComposerError(
+                folder, f"not a token cache ({e}); `composer train` builds it"
+            ) from None
         if meta["tokenizer_hash"] != tokenizer.vocab_hash:
             raise ComposerError(folder, "token cache was built with another tokenizer; rebuild it")
         pieces = [PieceEntry(**{**p, "shifts": tuple(p["shifts"])}) for p in meta["pieces"]]
@@ -93,6 +95,12 @@ def build_cache(
         progress("tokenise", n, total)
         if isinstance(piece, SkippedPiece):
             manifest.add(piece)
+            continue
+        try:
+            for rewrite in tokenizer.fit_meters(piece.score):
+                manifest.meters_rewritten[rewrite] = manifest.meters_rewritten.get(rewrite, 0) + 1
+        except ValueError as e:
+            manifest.add(SkippedPiece(piece.id, str(e).split(" (")[0]))
             continue
         try:
             ids = np.asarray(

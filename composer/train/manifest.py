@@ -32,6 +32,8 @@ class Manifest:
     styles: dict[str, Counts] = field(default_factory=dict)
     splits: dict[str, Counts] = field(default_factory=dict)  # train / val / test
     skipped: dict[str, str] = field(default_factory=dict)  # piece id -> reason
+    # Time signatures rewritten to an equal-length one in the vocabulary ("8/8->4/4": pieces).
+    meters_rewritten: dict[str, int] = field(default_factory=dict)
 
     def add(
         self, item: CorpusPiece | SkippedPiece, tokens: int = 0, split: str | None = None
@@ -72,4 +74,5 @@ class Manifest:
             styles={k: Counts(**v) for k, v in data["styles"].items()},
             splits={k: Counts(**v) for k, v in data.get("splits", {}).items()},
             skipped=dict(data["skipped"]),
+            meters_rewritten=dict(data.get("meters_rewritten", {})),
         )

@@ -21,9 +21,15 @@ def run_training(
     minutes: float | None = None,
     epochs: float | None = None,
     resume: bool = False,
+    workers: int = 1,
+    style: str = "other",
     progress: ProgressFn = no_progress,
 ) -> TrainResult:
-    """Build the token cache if it is missing, then train and save a checkpoint."""
+    """Build the token cache if it is missing, then train and save a checkpoint.
+
+    ``data`` folders (MIDI, MusicXML, ABC, Humdrum) replace the music21 corpus; their pieces
+    take ``style``, one of the tokenizer's styles.
+    """
     import dataclasses
 
     tok = ScoreTokenizer.named(TokenizerSpec().name)
@@ -32,17 +38,26 @@ def run_training(
         cfg = dataclasses.replace(cfg, max_minutes=minutes)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=epochs)
+    if style not in tok.spec.styles:
+        raise ComposerError(
+            None, f"unknown style {style!r}; valid styles: " + ", ".join(tok.spec.styles)
+        )
     if data:
         for folder in data:
             if not folder.exists():
                 raise ComposerError(folder, "no such folder")
-        digest = hashlib.sha256("\n".join(str(p.resolve()) for p in data).encode()).hexdigest()
+        names = [str(p.resolve()) for p in data] + [style]
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
         cache = cache.with_name(f"data-user-{digest[:10]}")
         out = out or MODELS_DIR / data[0].resolve().name
     out = out or DEFAULT_MODEL
     if not (cache / "pieces.json").exists():
         from composer.train.corpus import iter_corpus, iter_files
 
-        pieces = iter_files(data) if data else iter_corpus(progress=progress)
+        pieces = (
+            iter_files(data, style=style)
+            if data
+            else iter_corpus(progress=progress, workers=workers)
+        )
         build_cache(pieces, tok, cache, seed=cfg.seed, progress=progress)
     return train(TokenCache.load(cache, tok), tok, cfg, out, resume=resume, progress=progress)

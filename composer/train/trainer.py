@@ -156,7 +156,17 @@ def train(
         acc.save_state(str(state_dir))
         (state_dir / "step.json").write_text(json.dumps({"step": step, "history": history}))
 
+    fitted = not config.max_minutes  # with a time limit, the schedule is fitted to it below
+    timed_from = (step, time.monotonic())
     while step < total_steps:
+        if not fitted and step - timed_from[0] == 30:
+            # Fit the cosine to the steps that the time limit allows at the measured speed,
+            # so a run stopped by the clock still ends at its low learning rate.
+            rate = 30 / (time.monotonic() - timed_from[1])
+            left = config.max_minutes * 60 - (time.monotonic() - start)
+            total_steps = min(total_steps, step + max(1, int(rate * left * 0.97)))
+            fitted = True
+            log.info("time limit: schedule fitted to %d steps", total_steps)
         for _ in range(config.grad_accum):
             ids, labels = next(batches)
             with acc.accumulate(model):

@@ -1,0 +1,1 @@
+"""Evaluations a user can run (``composer eval``): metrics and acceptance tables."""
