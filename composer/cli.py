@@ -166,6 +166,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     eg.set_defaults(run=_eval_generate)
 
+    el = esub.add_parser("loss", help="held-out loss of the decoder vs n-gram baselines")
+    el.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    el.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    el.add_argument("--split", choices=("val", "test"), default="val")
+    el.add_argument(
+        "--no-transposed",
+        action="store_true",
+        help="skip the n-grams fitted on transposed data (12x the tokens, a few GB)",
+    )
+    el.set_defaults(run=_eval_loss)
+
     m = sub.add_parser("demo", help="run the pipeline on a clip it makes itself")
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
     m.set_defaults(run=_demo)
@@ -404,6 +415,25 @@ def _eval_generate(args: argparse.Namespace) -> int:
     print(report.table())
     if args.outdir:
         print(f"wrote {args.outdir}/generation.txt, generation.json, generation.png, midi/")
+    return 0
+
+
+def _eval_loss(args: argparse.Namespace) -> int:
+    from composer.evaluate.loss import eval_loss
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    progress, close = _bar()
+    try:
+        report = eval_loss(
+            args.model or DEFAULT_MODEL,
+            cache=args.cache,
+            split=args.split,
+            transposed=not args.no_transposed,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
     return 0
 
 
