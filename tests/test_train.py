@@ -193,6 +193,9 @@ def test_train_command_on_a_users_midi_folder(tmp_path, capsys):
     manifest = json.loads((built / "manifest.json").read_text())
     assert manifest["styles"]["folk"]["pieces"] == 12
     assert "broken.mid" in next(iter(manifest["skipped"]))
+    card = (out / "README.md").read_text()
+    assert "12 pieces" in card and "folk: 12" in card and "composer train --data" in card
+    assert "| step | epoch |" in card
     assert main(["train", "--data", str(tmp_path / "nope")]) == 1
     assert main(["train", "--data", str(songs), "--style", "jazz"]) == 1
     assert "valid styles" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from composer.errors import ComposerError
+from composer.model.card import write_model_card
 from composer.model.checkpoint import DEFAULT_MODEL, MODELS_DIR
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import ScoreTokenizer, TokenizerSpec
@@ -60,4 +61,16 @@ def run_training(
             else iter_corpus(progress=progress, workers=workers)
         )
         build_cache(pieces, tok, cache, seed=cfg.seed, progress=progress)
-    return train(TokenCache.load(cache, tok), tok, cfg, out, resume=resume, progress=progress)
+    data_cache = TokenCache.load(cache, tok)
+    result = train(data_cache, tok, cfg, out, resume=resume, progress=progress)
+    command = ["composer train"]
+    if data:
+        command.append("--data " + " ".join(str(p) for p in data) + f" --style {style}")
+    if config:
+        command.append(f"--config {config}")
+    if minutes is not None:
+        command.append(f"--minutes {minutes:g}")
+    if epochs is not None:
+        command.append(f"--epochs {epochs:g}")
+    write_model_card(out, data_cache.manifest, command=" ".join(command))
+    return result

@@ -1,0 +1,114 @@
+"""A checkpoint's model card (README.md), written from what its composer.json records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from composer.io import atomic_write_text
+from composer.model.checkpoint import SPEC_FILE
+from composer.train.manifest import Manifest
+
+
+def write_model_card(
+    checkpoint: str | Path,
+    manifest: Manifest | None = None,
+    command: str = "",
+    results: str = "",
+) -> Path:
+    """Write ``checkpoint``/README.md: data, size, training, validation loss, how to reproduce.
+
+    ``manifest`` adds counts per style and skip reasons; ``command`` is the training command;
+    ``results`` is free text (evaluation figures with the commands that produced them).
+    """
+    folder = Path(checkpoint)
+    meta = json.loads((folder / SPEC_FILE).read_text())
+    spec, info = meta["spec"], meta.get("info", {})
+    cfg = info.get("train_config", {})
+    weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    history = info.get("history", [])
+    lines = [
+        f"# {folder.name}",
+        "",
+        "A mixture-of-experts decoder that writes multi-voice music as composer's REMI tokens "
+        "(voice roles as programs), steered by style, key, meter, per-bar intensity, hit and "
+        "section control tokens. Trained by `composer train`.",
+        "",
+        "## Model",
+        "",
+        f"- transformers `{spec['arch']}` architecture: {spec['layers']} layers, hidden "
+        f"{spec['hidden']}, {spec['heads']} heads ({spec['kv_heads']} key/value), "
+        f"{spec['experts']} experts of width {spec['expert_hidden']}, top-"
+        f"{spec['experts_per_token']} routing, context {spec['context']} tokens",
+        f"- {info.get('parameters', 0) / 1e6:.2f}M parameters; weights "
+        f"{weights / 1e6:.1f} MB (bf16 safetensors)",
+        f"- tokenizer `{spec['tokenizer']}` (vocabulary hash `{spec['tokenizer_hash']}`, "
+        f"{spec['vocab_size']} tokens): `tokenizers/{spec['tokenizer']}.json`",
+        "",
+        "## Data",
+        "",
+    ]
+    data = info.get("data", {})
+    lines.append(
+        f"- {data.get('pieces', 0)} pieces, {data.get('tokens', 0):,} tokens; split by piece "
+        f"with seed {data.get('seed', 0)} (train / val / test by a hash of the piece id); "
+        f"{data.get('skipped', 0)} pieces skipped"
+    )
+    if manifest is not None:
+        lines.append("- per style (pieces, tokens):")
+        for name, c in sorted(manifest.styles.items(), key=lambda kv: -kv[1].tokens):
+            lines.append(f"  - {name}: {c.pieces}, {c.tokens:,}")
+        lines.append(
+            "- per split (pieces, tokens): "
+            + "; ".join(f"{k} {c.pieces}, {c.tokens:,}" for k, c in sorted(manifest.splits.items()))
+        )
+        reasons: dict[str, int] = {}
+        for reason in manifest.skipped.values():
+            if reason.startswith("meter"):
+                kind = "meter not in the vocabulary"
+            elif reason.startswith("duplicate"):
+                kind = "duplicate"
+            else:
+                kind = reason.split(":")[0]
+            reasons[kind] = reasons.get(kind, 0) + 1
+        lines.append(
+            "- skipped: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        )
+        if manifest.meters_rewritten:
+            lines.append(
+                "- meters rewritten to an equal-length one in the vocabulary: "
+                + ", ".join(f"{k} ({n})" for k, n in sorted(manifest.meters_rewritten.items()))
+            )
+    lines.append(
+        "- augmentation: every window transposed on the fly by a random shift that keeps "
+        "the piece in range"
+    )
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- hardware: {info.get('hardware', '?')}; {info.get('minutes', 0)} minutes; "
+        f"{info.get('steps', 0)} steps, {info.get('tokens_seen', 0):,} tokens seen "
+        f"({info.get('tokens_seen', 0) / max(info.get('train_tokens_per_epoch', 1), 1):.2f} "
+        "epochs)",
+        f"- AdamW (betas 0.9, 0.95, weight decay {cfg.get('weight_decay')}), peak learning "
+        f"rate {cfg.get('lr')} with {cfg.get('warmup_steps')} warm-up steps and cosine decay to "
+        f"{cfg.get('min_lr_ratio')}x, batch {cfg.get('batch_size')} x {cfg.get('seq_len')} "
+        f"tokens x {cfg.get('grad_accum')} accumulation, {cfg.get('mixed_precision')} autocast, "
+        f"router load-balancing loss {spec.get('router_aux_loss_coef')}",
+        "",
+        "| step | epoch | minutes | train loss | validation loss (nats/token) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for h in history:
+        lines.append(
+            f"| {h['step']} | {h['epoch']} | {h['minutes']} | {h['train_loss']} | {h['val_loss']} |"
+        )
+    if results:
+        lines += ["", "## Evaluation", "", results.strip()]
+    if command:
+        lines += ["", "## Reproduce", "", "```", command.strip(), "```"]
+    path = folder / "README.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
