@@ -42,8 +42,11 @@ def test_same_seed_same_bytes(model_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "flag,value,listed",
-    [("--style", "jazz", "valid styles: chorale"), ("--key", "H major", "valid keys: C major"),
-     ("--meter", "11/8", "valid meters: 1/8")],  # fmt: skip
+    [
+        ("--style", "jazz", "valid styles: chorale"),
+        ("--key", "H major", "valid keys: C major"),
+        ("--meter", "11/8", "valid meters: 1/8"),
+    ],  # fmt: skip
 )
 def test_unknown_values_list_the_valid_ones(model_dir, tmp_path, capsys, flag, value, listed):
     assert run(model_dir, tmp_path / "x.mid", flag, value) == 1
