@@ -126,3 +126,19 @@ def test_fast_and_plain_paths_agree_on_valid_output(tiny):
         rows, lps, _ = sample(tiny, req, fast=fast)
         assert all(len(tiny.tokenizer.bars(r)) == 2 for r in rows)
         assert all(lp < 0 for lp in lps)
+
+
+def test_cadence_ends_on_the_tonic_triad(tiny):
+    from composer.evaluate.metrics import notes_of
+
+    tok = tiny.tokenizer
+    req = GenerationRequest(
+        style="chorale", key=(9, "minor"), meter=(4, 4), controls=uniform_controls(2, [2]),
+        candidates=3, seed=4,
+    )  # fmt: skip
+    for c in generate(tiny, req).candidates:
+        notes = notes_of(tok, c.ids)
+        last = notes.onset >= notes.bar_starts[-1]
+        assert last.any() and set(notes.pitch[last] % 12) <= {9, 0, 4}  # A C E
+        bass = [tok.bars(c.ids)[-1]["onsets"][i][1] == 5 for i in range(int(last.sum()))]
+        assert all(p % 12 == 9 for p, b in zip(notes.pitch[last], bass, strict=True) if b)

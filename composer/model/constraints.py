@@ -4,6 +4,7 @@
   bars and meter, in the voices (roles) asked for; each bar's control tokens forced after its
   TimeSig; a bar with a hit accent gets notes by enough voices on that beat.
 - ``KeyBias``: pitches outside the requested key's scale lose ``penalty`` logits.
+- ``Cadence``: the last bar keeps to the tonic triad, with the bass on the tonic.
 
 Each works on a batch of candidates and keeps its own per-row state, updated from the last token
 of ``input_ids`` at every call, so they compose in a ``LogitsProcessorList``.
@@ -41,6 +42,7 @@ class _Row:
     pending: list[int] = field(default_factory=list)  # control ids still to force in this bar
     pos: int = -1  # position of the current onset group in this bar (-1: none yet)
     roles_here: set[int] = field(default_factory=set)  # roles with an onset at ``pos``
+    role: int = -1  # role of the note being written
     hit_pos: int | None = None  # position that must carry a hit in this bar
     hit_done: bool = True
 
@@ -94,7 +96,8 @@ class ScoreGrammar(LogitsProcessor):
         elif k == POSITION:
             r.pos, r.roles_here, r.expect = int(self.tok.value[token]), set(), "program"
         elif k == PROGRAM:
-            r.roles_here.add(int(self.tok.value[token]))
+            r.role = int(self.tok.value[token])
+            r.roles_here.add(r.role)
             r.expect = "pitch"
         elif k == PITCH:
             r.expect = "velocity"
@@ -163,3 +166,25 @@ class KeyBias(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         return scores + self.bias.to(scores.device, scores.dtype)
+
+
+class Cadence(LogitsProcessor):
+    """Close in the key: in the last bar, pitches from the tonic triad only, the bass on the
+    tonic. Reads the bar and voice of each row from ``grammar``, so it comes after it."""
+
+    def __init__(self, tok: ScoreTokenizer, key: tuple[int, str], grammar: ScoreGrammar):
+        tonic, mode = key
+        triad = {tonic % 12, (tonic + (3 if mode == "minor" else 4)) % 12, (tonic + 7) % 12}
+        is_pitch = tok.kind == PITCH
+        self.grammar = grammar
+        self.bass = len(tok.spec.roles) - 1
+        self.off_triad = torch.from_numpy(is_pitch & ~np.isin(tok.value % 12, list(triad)))
+        self.off_tonic = torch.from_numpy(is_pitch & (tok.value % 12 != tonic % 12))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        g = self.grammar
+        for i, r in enumerate(g.rows):
+            if r.bar == g.bars and r.expect == "pitch":
+                banned = self.off_tonic if r.role == self.bass else self.off_triad
+                scores[i] = scores[i].masked_fill(banned.to(scores.device), float("-inf"))
+        return scores

@@ -21,7 +21,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogit
 
 from composer.errors import ComposerError
 from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
-from composer.model.constraints import KeyBias, ScoreGrammar
+from composer.model.constraints import Cadence, KeyBias, ScoreGrammar
 from composer.model.export import write_midi
 from composer.model.fast import FastDecoder
 from composer.progress import ProgressFn, no_progress
@@ -43,6 +43,7 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float = 0.95
     key_penalty: float = 3.0
+    cadence: bool = True  # end on the tonic triad, the bass on the tonic
     seed: int = 0
     candidates: int = 4
 
@@ -85,6 +86,8 @@ def processors(
 ) -> tuple[ScoreGrammar, LogitsProcessorList]:
     grammar = ScoreGrammar(tok, req.meter, list(req.controls), batch, prompt_len, req.roles)
     chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty), grammar])
+    if req.cadence:
+        chain.append(Cadence(tok, req.key, grammar))
     if req.temperature != 1.0:
         chain.append(TemperatureLogitsWarper(req.temperature))
     if req.top_p < 1.0:
