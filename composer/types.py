@@ -162,6 +162,62 @@ class VideoAnalysis(_Json):
         return sum(e) / len(e) if e else 0.0
 
 
+# --- Stage 2: describe -----------------------------------------------------------------------
+
+
+@dataclass
+class Mood(_Json):
+    valence: float  # 0 sad/dark .. 1 happy/bright
+    arousal: float  # 0 calm .. 1 excited
+    words: list[str]
+
+
+@dataclass
+class Pacing(_Json):
+    energy: float  # 0..1
+    tempo_min: float  # beats per minute
+    tempo_max: float
+
+
+@dataclass
+class Event(_Json):
+    """Something the music may mark: a cut, a fade, a motion peak or a visual beat."""
+
+    time: float
+    kind: Literal["cut", "fade", "motion_peak", "visual_beat"]
+    strength: float  # 0..1
+    caption: str | None = None
+
+
+@dataclass
+class SceneNote(_Json):
+    start: float
+    end: float
+    caption: str
+
+
+@dataclass
+class ReasoningStep(_Json):
+    """One step of the describer's reasoning, with the evidence it used."""
+
+    text: str
+    evidence: list[str]  # e.g. "cuts_per_10s=3.4", "keyframe@12.0s"
+
+
+@dataclass
+class Brief(_Json):
+    """Stage 2's answer: what the music should do for this video, and why."""
+
+    mood: Mood
+    pacing: Pacing
+    events: list[Event]
+    scenes: list[SceneNote]
+    reasoning: list[ReasoningStep]
+    duration: float
+    describer: str  # "signal", "transformers:PATH", "openai:URL"
+    fallback: str | None = None  # why the signal describer's answer replaced a model's
+
+
 # --- Stage 7: render --------------------------------------------------------------------------
 
 

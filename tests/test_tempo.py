@@ -1,0 +1,45 @@
+"""Tempo fitting: strong cuts land on bar lines or beats, tempo changes stay gentle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from composer.plan.tempo import fit_tempo
+
+
+def errors_ms(fit, cuts):
+    return [abs(fit.time_of(fit.cut_beats[c]) - c) * 1000 for c in cuts]
+
+
+@pytest.mark.parametrize("cuts", [[6.0, 12.0], [1.0, 6.0], [3.754, 8.759]])
+def test_one_tempo_when_it_fits(cuts):
+    fit = fit_tempo(cuts, (80, 120), 4)
+    assert len(fit.segments) == 1 and 80 <= fit.tempo <= 120
+    assert max(errors_ms(fit, cuts)) <= 20
+
+
+def test_tempo_map_puts_irregular_cuts_on_the_grid_with_gentle_changes():
+    rng = np.random.default_rng(3)
+    cuts = list(np.cumsum(rng.uniform(2.5, 7.0, size=10)).round(3))
+    fit = fit_tempo(cuts, (90, 110), 4)
+    assert not fit.unplaced
+    assert max(errors_ms(fit, cuts)) < 1
+    bpms = [s.bpm for s in fit.segments]
+    changes = [abs(b / a - 1) for a, b in zip(bpms, bpms[1:], strict=False)]
+    assert max(changes) <= 0.08 + 1e-9
+    assert all(90 * 0.92 <= b <= 110 * 1.08 for b in bpms)
+    # Beats and times invert each other across segments.
+    for beat in (0.0, 7.5, 21.0, 40.25):
+        assert fit.beat_at(fit.time_of(beat)) == pytest.approx(beat)
+
+
+def test_cuts_too_close_for_a_gentle_change_are_reported():
+    fit = fit_tempo([2.0, 2.3, 2.6, 8.0, 8.35], (100, 100.5), 4)
+    assert fit.unplaced
+    assert set(fit.unplaced) | set(fit.cut_beats) == {2.0, 2.3, 2.6, 8.0, 8.35}
+
+
+def test_bars_cover_the_duration():
+    fit = fit_tempo([], (120, 120), 4)
+    assert fit.tempo == 120 and fit.bars_for(16.0) == 8 and fit.bars_for(16.1) == 9
