@@ -261,7 +261,8 @@ def _check(
 
 
 def music21_key(notes: Notes) -> tuple[int, str]:
-    """music21's key analysis (Krumhansl-Schmuckler with its default weights) of the notes."""
+    """music21's key analysis of the notes (``analyze("key")``: Krumhansl-Schmuckler with
+    Aarden-Essen weights)."""
     from music21 import note, stream
 
     s = stream.Stream()

@@ -119,7 +119,8 @@ def empty_beat_rate(n: Notes) -> float:
     total = int(n.bar_starts[-1] + n.bar_lengths[-1])
     beats = -(-total // n.steps_per_beat)
     used = np.zeros(beats, dtype=bool)
-    used[n.onset // n.steps_per_beat] = True
+    # A position past its bar's length (an irregular bar in the source) counts in the last beat.
+    used[np.minimum(n.onset // n.steps_per_beat, beats - 1)] = True
     return float(1 - used.mean())
 
 

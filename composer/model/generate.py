@@ -207,22 +207,31 @@ def adherence(tok: ScoreTokenizer, ids: list[int], req: GenerationRequest) -> tu
         else 1.0
     )
     key_fit = key_correlation(tok, ids, req.key)
-    total = float((inten + hits + max(key_fit, 0.0)) / 3)
+    heard = best_key(tok, ids)
+    # The key counts fully when it is the one a listener's key-finder hears, else by how close
+    # the music's profile still is to it.
+    key_score = 1.0 if heard == req.key else 0.5 * max(key_fit, 0.0)
+    total = float((inten + hits + key_score) / 3)
     return total, {
         "intensity": float(inten),
         "hits": float(hits),
         "key_corr": key_fit,
+        "key_heard": list(heard),
         "bars": len(measured),
     }
 
 
-# Krumhansl-Kessler key profiles.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Aarden-Essen key profiles (Aarden 2003, from Essen folk-song statistics; as published in
+# Humdrum's keycor and used by music21's default key analysis). Their known weakness is hearing
+# the subdominant as the tonic, which is exactly the mistake the selector should screen out.
+_AE_MAJOR = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
+                      0.145624, 8.15494, 0.232998, 4.95122])  # fmt: skip
+_AE_MINOR = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494,
+                      18.6161, 4.56621, 1.93186, 7.37619, 1.75623])  # fmt: skip
 
 
-def key_correlation(tok: ScoreTokenizer, ids: list[int], key: tuple[int, str]) -> float:
-    """Correlation of the duration-weighted pitch-class histogram with the key's profile."""
+def pitch_class_durations(tok: ScoreTokenizer, ids: list[int]) -> np.ndarray:
+    """Duration-weighted pitch-class histogram (12,) of a token stream."""
     from composer.tokens.tokenizer import DURATION, PITCH
 
     hist = np.zeros(12)
@@ -233,11 +242,31 @@ def key_correlation(tok: ScoreTokenizer, ids: list[int], key: tuple[int, str]) -
         elif tok.kind[i] == DURATION and pitch is not None:
             hist[pitch % 12] += max(int(tok.ticks[i]), 1)
             pitch = None
-    if hist.sum() == 0:
-        return 0.0
-    profile = np.roll(_KK_MINOR if key[1] == "minor" else _KK_MAJOR, key[0])
-    c = np.corrcoef(hist, profile)[0, 1]
-    return 0.0 if math.isnan(c) else float(c)
+    return hist
+
+
+def key_correlations(hist: np.ndarray) -> np.ndarray:
+    """Correlation of ``hist`` with each key's profile: (24,), majors C..B then minors C..B."""
+    if hist.sum() == 0 or hist.std() == 0:
+        return np.zeros(24)
+    out = np.empty(24)
+    for m, profile in enumerate((_AE_MAJOR, _AE_MINOR)):
+        for tonic in range(12):
+            c = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
+            out[m * 12 + tonic] = 0.0 if math.isnan(c) else c
+    return out
+
+
+def key_correlation(tok: ScoreTokenizer, ids: list[int], key: tuple[int, str]) -> float:
+    """Correlation of the duration-weighted pitch-class histogram with the key's profile."""
+    corr = key_correlations(pitch_class_durations(tok, ids))
+    return float(corr[key[0] % 12 + 12 * (key[1] == "minor")])
+
+
+def best_key(tok: ScoreTokenizer, ids: list[int]) -> tuple[int, str]:
+    """The key whose profile fits the music best (Krumhansl-Schmuckler with Aarden-Essen)."""
+    k = int(np.argmax(key_correlations(pitch_class_durations(tok, ids))))
+    return k % 12, "minor" if k >= 12 else "major"
 
 
 def generate(
