@@ -218,6 +218,69 @@ class Brief(_Json):
     fallback: str | None = None  # why the signal describer's answer replaced a model's
 
 
+# --- Stage 3: plan ---------------------------------------------------------------------------
+
+
+@dataclass
+class Choice(_Json):
+    """One planned value, where it came from ("prompt", "video" or "default") and why."""
+
+    value: Any
+    source: Literal["prompt", "video", "default"]
+    why: str
+    confidence: float = 1.0
+
+
+@dataclass
+class TempoSegment(_Json):
+    start: float  # seconds
+    beat: float  # beat index at ``start``
+    bpm: float
+
+
+@dataclass
+class BarPlan(_Json):
+    """One bar of the plan: when it starts and the controls the decoder is given for it."""
+
+    index: int
+    start: float  # seconds
+    intensity: int  # 0..3
+    hit: int | None = None  # beat of a hit accent
+    section: bool = False
+    cut: float | None = None  # the video cut this bar's downbeat (or hit) marks
+
+
+@dataclass
+class HitPoint(_Json):
+    """A moment the music marks, and where it landed in the score."""
+
+    time: float  # the video's event, seconds
+    kind: str  # cut | fade | motion_peak
+    bar: int
+    beat: int
+    score_time: float  # where the downbeat or accent is, seconds
+    downbeat: bool
+
+
+@dataclass
+class Plan(_Json):
+    """Stage 3's answer: the music's frame, each field with its source and reason."""
+
+    duration: Choice  # seconds
+    style: Choice  # a decoder style token
+    key: Choice  # [tonic pitch class, "major" | "minor"]
+    meter: Choice  # [numerator, denominator]
+    tempo: Choice  # the base bpm
+    instruments: Choice  # General MIDI program per role (melody first, bass last)
+    drums: Choice  # bool
+    mood: Choice  # the mood words
+    tempo_map: list[TempoSegment]
+    bars: list[BarPlan]
+    hit_points: list[HitPoint]
+    unplaced: list[float] = field(default_factory=list)  # strong cuts no gentle tempo reached
+    seed: int = 0
+
+
 # --- Stage 7: render --------------------------------------------------------------------------
 
 

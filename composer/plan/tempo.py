@@ -14,12 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class TempoSegment:
-    start: float  # seconds
-    beat: float  # beat index at ``start`` (whole, in quarter-note beats of the meter)
-    bpm: float
+from composer.types import TempoSegment
 
 
 @dataclass

@@ -1,0 +1,208 @@
+"""make_plan: the Brief (the video) and PromptFacts (the request) become one Plan.
+
+Where the request says something explicitly, it wins over the video, and the plan says so;
+free-text matches count when their confidence passes the threshold; otherwise the video decides,
+and without a video, the defaults. Tempo is fitted so that strong cuts land on bar lines (or on
+beats, with a hit accent); sections follow scenes; bar intensity follows motion energy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from composer.plan.request import PromptFacts
+from composer.plan.tempo import fit_tempo
+from composer.tokens import TokenizerSpec
+from composer.tokens.spec import key_name
+from composer.types import BarPlan, Brief, Choice, HitPoint, Plan, VideoAnalysis
+
+STRONG_CUT = 0.5  # cut strength from which a cut must be marked in the music
+DEFAULT_DURATION = 30.0
+# Motion energy (bar mean) thresholds for intensity levels 1, 2 and 3.
+_INTENSITY_MOTION = (0.06, 0.15, 0.3)
+# Each style's usual meter and ensemble (General MIDI programs, melody first, bass last).
+STYLE_DEFAULTS = {
+    "chorale": ((4, 4), [52, 52, 52, 52], "choir"),
+    "renaissance": ((4, 2), [71, 68, 70, 70], "winds"),
+    "medieval": ((3, 4), [74, 46, 42], "recorder, harp and cello"),
+    "quartet": ((4, 4), [40, 40, 41, 42], "string quartet"),
+    "folk": ((4, 4), [73, 24, 32], "flute, guitar and bass"),
+    "fiddle": ((6, 8), [40, 24, 32], "fiddle, guitar and bass"),
+    "piano": ((3, 4), [0, 0], "piano"),
+    "other": ((4, 4), [48, 48, 48, 43], "strings"),
+}
+
+
+def choose_style(facts: PromptFacts | None, brief: Brief | None) -> Choice:
+    if facts and facts.style:
+        return Choice(
+            facts.style.name, "prompt",
+            f"the request reads as {facts.style.name} (similarity {facts.style.confidence})",
+            facts.style.confidence,
+        )  # fmt: skip
+    if brief is None:
+        return Choice("chorale", "default", "no request style and no video")
+    v, a = brief.mood.valence, brief.mood.arousal
+    style = (
+        ("fiddle" if v >= 0.5 else "quartet")
+        if a >= 0.6
+        else ("folk" if v >= 0.5 else "chorale")
+        if a >= 0.3
+        else ("piano" if v >= 0.5 else "renaissance")
+    )
+    return Choice(style, "video", f"valence {v:.2f} and arousal {a:.2f} suit {style}")
+
+
+def make_plan(
+    brief: Brief | None,
+    facts: PromptFacts | None = None,
+    analysis: VideoAnalysis | None = None,
+    *,
+    seed: int = 0,
+    spec: TokenizerSpec | None = None,
+) -> Plan:
+    """One Plan from the video's brief and the request (either may be missing)."""
+    spec = spec or TokenizerSpec()
+    rng = np.random.default_rng(seed)
+    facts = facts or PromptFacts(text="")
+
+    # Duration: the video's, else the request's, else the default.
+    if brief is not None:
+        duration = Choice(round(brief.duration, 3), "video", "the music lasts the video")
+        if facts.duration is not None:
+            duration.why += f" (the {facts.duration:g} s asked for yields to the video)"
+    elif facts.duration is not None:
+        duration = Choice(facts.duration, "prompt", f"asked for {facts.duration:g} s")
+    else:
+        duration = Choice(DEFAULT_DURATION, "default", "no video and no duration asked")
+
+    style = choose_style(facts, brief)
+    default_meter, default_programs, ensemble = STYLE_DEFAULTS[style.value]
+
+    if facts.meter is not None:
+        meter = Choice(list(facts.meter), "prompt", f"asked for {facts.meter[0]}/{facts.meter[1]}")
+    else:
+        meter = Choice(list(default_meter), "default", f"the usual meter of {style.value}")
+    num, den = meter.value
+
+    # Mood: the request's words when they match, else the video's.
+    if facts.mood is not None:
+        mood = Choice(
+            [facts.mood.name], "prompt", f"the request reads as {facts.mood.name} "
+            f"(similarity {facts.mood.confidence})", facts.mood.confidence,
+        )  # fmt: skip
+        valence, arousal = facts.mood.valence, facts.mood.arousal
+    elif brief is not None:
+        mood = Choice(brief.mood.words, "video", brief.reasoning[0].text if brief.reasoning else "")
+        valence, arousal = brief.mood.valence, brief.mood.arousal
+    else:
+        mood = Choice(["calm"], "default", "nothing to go on")
+        valence, arousal = 0.6, 0.4
+
+    # Key: explicit, else the mode from valence and a tonic from the seed.
+    if facts.key is not None:
+        key = Choice(list(facts.key), "prompt", f"asked for {key_name(*facts.key)}")
+    else:
+        mode = "major" if valence >= 0.5 else "minor"
+        tonic = int(rng.choice([0, 2, 7, 5, 9]) if mode == "major" else rng.choice([9, 2, 4, 7]))
+        key = Choice(
+            [tonic, mode], "video" if brief or facts.mood else "default",
+            f"valence {valence:.2f} suggests {mode}; tonic {key_name(tonic, mode)} by seed",
+        )  # fmt: skip
+
+    # Tempo (quarter notes per minute): explicit bpm, else tempo words, else the mood's range.
+    if facts.bpm is not None:
+        lo = hi = facts.bpm
+        why = f"asked for {facts.bpm:g} bpm"
+        if facts.tempo_range and not (facts.tempo_range[0] <= facts.bpm <= facts.tempo_range[1]):
+            why += (
+                f"; the tempo words suggest {facts.tempo_range[0]:g}-{facts.tempo_range[1]:g} "
+                "bpm, but the explicit number wins"
+            )
+        tempo_source = "prompt"
+    elif facts.tempo_range is not None:
+        lo, hi = facts.tempo_range
+        why, tempo_source = f"tempo words ask for {lo:g}-{hi:g} bpm", "prompt"
+    elif brief is not None:
+        lo, hi = brief.pacing.tempo_min, brief.pacing.tempo_max
+        why, tempo_source = f"the video's pacing suggests {lo:g}-{hi:g} bpm", "video"
+    else:
+        lo, hi = 60 + 80 * arousal - 10, 60 + 80 * arousal + 10
+        why, tempo_source = f"arousal {arousal:.2f} suggests {lo:.0f}-{hi:.0f} bpm", "default"
+
+    # Fit in units of the meter's beat (eighths in 6/8): strong cuts onto bar lines or beats.
+    unit = den / 4  # beat units per quarter note
+    cuts = []
+    if brief is not None:
+        cuts = [e.time for e in brief.events if e.kind == "cut" and e.strength >= STRONG_CUT]
+    fit = fit_tempo(cuts, (lo * unit, hi * unit), num, tolerance=0.02 if lo < hi else 0.0)
+    tempo = Choice(round(fit.tempo / unit, 3), tempo_source, why)
+
+    bars = _bars(fit, duration.value, brief, analysis, num, arousal)
+    hit_points = []
+    for cut, beat in sorted(fit.cut_beats.items()):
+        bar, b = divmod(beat, num)
+        if bar < len(bars):
+            if b:  # off the bar line: a hit accent on that beat
+                bars[bar].hit = b
+            bars[bar].cut = cut
+            hit_points.append(HitPoint(cut, "cut", bar, b, round(fit.time_of(beat), 4), b == 0))
+
+    if facts.instruments:
+        programs = _roles_from(facts.instruments)
+        instruments = Choice(programs, "prompt", "asked for these instruments")
+    else:
+        instruments = Choice(default_programs, "default", f"{style.value} is usually {ensemble}")
+    if facts.drums is not None:
+        drums = Choice(facts.drums, "prompt", "asked " + ("for" if facts.drums else "for no") +
+                       " percussion")  # fmt: skip
+    else:
+        on = arousal >= 0.6 and style.value not in ("chorale", "renaissance", "medieval")
+        drums = Choice(on, "video" if brief else "default", f"arousal {arousal:.2f}")
+
+    return Plan(
+        duration=duration, style=style, key=key, meter=meter, tempo=tempo,
+        instruments=instruments, drums=drums, mood=mood,
+        tempo_map=[_quarters(s, unit) for s in fit.segments], bars=bars,
+        hit_points=hit_points, unplaced=fit.unplaced, seed=seed,
+    )  # fmt: skip
+
+
+def _quarters(seg, unit: float):
+    from composer.types import TempoSegment
+
+    return TempoSegment(seg.start, seg.beat, round(seg.bpm / unit, 3))
+
+
+def _roles_from(programs: list[int]) -> list[int]:
+    """One program per role: the first named instrument leads; with one instrument, it plays
+    every part; the last of several takes the bass."""
+    if len(programs) == 1:
+        return programs * 4
+    return programs[:6]
+
+
+def _bars(
+    fit,
+    duration: float,
+    brief: Brief | None,
+    analysis: VideoAnalysis | None,
+    beats_per_bar: int,
+    arousal: float,
+) -> list[BarPlan]:
+    """The bar grid over ``duration``: sections at scene starts, intensity from motion."""
+    n = fit.bars_for(duration)
+    starts = [fit.time_of(i * beats_per_bar) for i in range(n + 1)]
+    scene_starts = [s.start for s in brief.scenes if s.start > 0] if brief else []
+    times = np.asarray(analysis.motion.times) if analysis else np.zeros(0)
+    energy = np.asarray(analysis.motion.energy) if analysis else np.zeros(0)
+    out = []
+    for i in range(n):
+        start, end = starts[i], starts[i + 1]
+        inside = (times >= start) & (times < end)
+        # Bar intensity follows the motion under it; without a video, the mood's arousal.
+        level_of = float(energy[inside].mean()) if inside.any() else arousal * 0.35
+        level = int(np.searchsorted(_INTENSITY_MOTION, level_of, "right"))
+        section = i == 0 or any(start - 0.05 <= s < end - 0.05 for s in scene_starts)
+        out.append(BarPlan(i, round(start, 4), level, None, section))
+    return out
