@@ -43,3 +43,11 @@ def test_cuts_too_close_for_a_gentle_change_are_reported():
 def test_bars_cover_the_duration():
     fit = fit_tempo([], (120, 120), 4)
     assert fit.tempo == 120 and fit.bars_for(16.0) == 8 and fit.bars_for(16.1) == 9
+
+
+def test_last_bar_line_lands_on_the_end():
+    fit = fit_tempo([2.3, 5.1, 9.7], (100, 124), 4, end=16.0)
+    bars = fit.bars_for(16.0)
+    assert fit.time_of(bars * 4) == pytest.approx(16.0, abs=1e-3)
+    one = fit_tempo([], (100, 110), 3, end=10.0)  # one tempo, eased to end on a bar line
+    assert one.time_of(one.bars_for(10.0) * 3) == pytest.approx(10.0, abs=1e-3)

@@ -28,7 +28,7 @@ def write_midi(
     score = tok.decode(ids)
     score.tempos = [symusic.Tempo(0, float(tempo))]
     # symusic's key: sharps (negative for flats) and tonality 0 major / 1 minor.
-    score.key_signatures = [symusic.KeySignature(0, _sharps(key), int(key[1] == "minor"))]
+    score.key_signatures = [symusic.KeySignature(0, *key_signature(key))]
     for track in score.tracks:
         track.program = DEFAULT_PROGRAMS.get(track.name, 0)
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -36,11 +36,11 @@ def write_midi(
     return score
 
 
-def _sharps(key: tuple[int, str]) -> int:
-    """Number of sharps (negative: flats) of the key's signature, as spelled by key_name."""
+def key_signature(key: tuple[int, str]) -> tuple[int, int]:
+    """(sharps, negative for flats; 0 major / 1 minor) of the key, as spelled by key_name."""
     tonic, mode = key
     major_tonic = (tonic + 3) % 12 if mode == "minor" else tonic
     fifths = (major_tonic * 7) % 12  # position on the circle of fifths from C
     if fifths > 6 or (fifths == 6 and "b" in key_name(*key)):
         fifths -= 12
-    return fifths
+    return fifths, int(mode == "minor")

@@ -135,7 +135,9 @@ def make_plan(
     cuts = []
     if brief is not None:
         cuts = [e.time for e in brief.events if e.kind == "cut" and e.strength >= STRONG_CUT]
-    fit = fit_tempo(cuts, (lo * unit, hi * unit), num, tolerance=0.02 if lo < hi else 0.0)
+    fit = fit_tempo(
+        cuts, (lo * unit, hi * unit), num, tolerance=0.02 if lo < hi else 0.0, end=duration.value
+    )
     tempo = Choice(round(fit.tempo / unit, 3), tempo_source, why)
 
     bars = _bars(fit, duration.value, brief, analysis, num, arousal)

@@ -43,7 +43,8 @@ class TempoFit:
 
     def bars_for(self, duration: float) -> int:
         """Whole bars that cover ``duration`` seconds (the last may run a little past it)."""
-        return max(1, math.ceil(self.beat_at(duration) / self.beats_per_bar - 1e-6))
+        # A thousandth of a bar of slack absorbs the rounding of tempi to 0.001 bpm.
+        return max(1, math.ceil(self.beat_at(duration) / self.beats_per_bar - 1e-3))
 
     @property
     def tempo(self) -> float:
@@ -66,12 +67,50 @@ def fit_tempo(
     *,
     tolerance: float = 0.02,
     max_change: float = 0.08,
+    end: float | None = None,
 ) -> TempoFit:
     """A tempo map in ``tempo_range`` (bpm) putting each cut on a bar line, else on a beat.
 
     In order of preference: one tempo with every cut on a bar line; a map whose segments
     between cuts are whole bars; one tempo with every cut on a beat; a map of whole beats.
+    With ``end`` (seconds), the last segment's tempo is eased (one gentle change) so that the
+    music's last bar line falls on it.
     """
+    fit = _fit(cuts, tempo_range, beats_per_bar, tolerance, max_change)
+    return _fit_end(fit, end, max_change) if end else fit
+
+
+def _fit_end(fit: TempoFit, end: float, max_change: float) -> TempoFit:
+    """Ease the last segment so that a bar line falls at ``end`` (if one change allows)."""
+    last = fit.segments[-1]
+    span = end - last.start
+    if span <= 0:
+        return fit
+    ideal = span * last.bpm / 60.0
+    options = []
+    for bars_end in (math.floor, math.ceil):
+        total = bars_end((last.beat + ideal) / fit.beats_per_bar) * fit.beats_per_bar
+        n = total - last.beat
+        if n >= 1:
+            t = n * 60.0 / span
+            before = fit.segments[-2].bpm if len(fit.segments) > 1 else None
+            if abs(t / last.bpm - 1) <= max_change and (
+                before is None or abs(t / before - 1) <= max_change
+            ):
+                options.append((abs(t / last.bpm - 1), t))
+    if options:
+        t = min(options)[1]
+        fit.segments[-1] = TempoSegment(last.start, last.beat, round(float(t), 3))
+    return fit
+
+
+def _fit(
+    cuts: list[float],
+    tempo_range: tuple[float, float],
+    beats_per_bar: int,
+    tolerance: float,
+    max_change: float,
+) -> TempoFit:
     lo, hi = tempo_range
     cuts_a = np.asarray(sorted(c for c in cuts if c > 0.25), dtype=np.float64)
     best = None

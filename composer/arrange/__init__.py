@@ -1,0 +1,1 @@
+"""Arrange: roles to instruments, percussion, hit accents and markers."""

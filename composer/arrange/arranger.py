@@ -1,0 +1,142 @@
+"""Arrange: the decoder's role tracks become an editable score for the plan's instruments.
+
+- each role gets the plan's General MIDI program, moved by octaves into the instrument's range;
+- the tempo map, time and key signatures are written;
+- percussion (channel 10), when the plan has it, comes from a small groove library keyed by
+  intensity, and every hit point is voiced (crash cymbal on a downbeat, timpani on an accent);
+- markers name the sections and the hit points ("cut 00:06.00").
+"""
+
+from __future__ import annotations
+
+import symusic
+
+from composer.model.export import key_signature
+from composer.types import Plan
+
+# Playable ranges (MIDI pitches) of the programs composer's plans use; others get a wide range.
+RANGES = {
+    0: (21, 108), 6: (29, 89), 19: (24, 96), 24: (40, 84), 32: (28, 55), 33: (28, 60),
+    40: (55, 100), 41: (48, 88), 42: (36, 76), 43: (28, 60), 46: (24, 103), 47: (40, 55),
+    48: (28, 96), 52: (40, 81), 56: (54, 82), 57: (40, 72), 58: (28, 58), 60: (34, 77),
+    68: (58, 91), 70: (34, 75), 71: (50, 91), 73: (60, 96), 74: (60, 96),
+}  # fmt: skip
+_WIDE = (28, 100)
+CRASH, KICK, SNARE, CLOSED_HAT, RIDE, TAMBOURINE = 49, 36, 38, 42, 51, 54
+TIMPANI = 47  # a GM program (melodic), for accents
+# Grooves per intensity level: (position in beats of the bar's unit, drum, velocity); the
+# pattern repeats every bar and is cut to the meter's length.
+GROOVES = {
+    0: [],
+    1: [(0, KICK, 60), (0, RIDE, 45)],
+    2: [(0, KICK, 75), (2, SNARE, 60), (0, CLOSED_HAT, 50), (1, CLOSED_HAT, 45),
+        (2, CLOSED_HAT, 50), (3, CLOSED_HAT, 45), (4, KICK, 70), (5, CLOSED_HAT, 45)],
+    3: [(0, KICK, 95), (1, CLOSED_HAT, 60), (2, SNARE, 85), (2, KICK, 70), (3, CLOSED_HAT, 60),
+        (0, CLOSED_HAT, 70), (4, KICK, 90), (5, CLOSED_HAT, 60), (6, SNARE, 85),
+        (0.5, TAMBOURINE, 50), (2.5, TAMBOURINE, 50)],
+}  # fmt: skip
+
+
+def role_programs(plan: Plan, roles: int) -> list[int]:
+    """A program for each role id (0 melody .. ``roles``-1 bass) from the plan's list."""
+    programs = list(plan.instruments.value)
+    out = []
+    for r in range(roles):
+        if r == 0:
+            out.append(programs[0])
+        elif r == roles - 1:
+            out.append(programs[-1])
+        else:
+            out.append(programs[min(r, len(programs) - 2)] if len(programs) > 1 else programs[0])
+    return out
+
+
+def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic.Score:
+    """The decoded score (one track per role, ticks from time 0) as the plan's arrangement."""
+    tpq = score.ticks_per_quarter
+    num, den = plan.meter.value
+    unit_ticks = tpq * 4 // den  # ticks per beat of the meter
+    out = symusic.Score(tpq)
+    out.time_signatures.append(symusic.TimeSignature(0, num, den))
+    sharps, minor = key_signature(tuple(plan.key.value))
+    out.key_signatures.append(symusic.KeySignature(0, sharps, minor))
+    for seg in plan.tempo_map:
+        out.tempos.append(symusic.Tempo(round(seg.beat * unit_ticks), float(seg.bpm)))
+    programs = role_programs(plan, len(roles))
+    for track in score.tracks:
+        role = track.program
+        program = programs[role] if 0 <= role < len(programs) else programs[0]
+        t = symusic.Track(f"{roles[role]} ({_gm_name(program)})", program, False)
+        lo, hi = RANGES.get(program, _WIDE)
+        for n in _fit_range(list(track.notes), lo, hi):
+            t.notes.append(n)
+        out.tracks.append(t)
+    bar_ticks = num * unit_ticks
+    if plan.drums.value:
+        out.tracks.append(_percussion(plan, bar_ticks, unit_ticks, num))
+    accents = [h for h in plan.hit_points if not h.downbeat]
+    if plan.drums.value and accents:
+        timp = symusic.Track("hits (Timpani)", TIMPANI, False)
+        tonic = 36 + (plan.key.value[0] + 7) % 12 + 5  # a low tonic for the timpani (41..52)
+        for h in accents:
+            t = h.bar * bar_ticks + h.beat * unit_ticks
+            timp.notes.append(symusic.Note(t, unit_ticks, tonic, 100))
+        out.tracks.append(timp)
+    for i, bar in enumerate(plan.bars):
+        if bar.section and i > 0:
+            out.markers.append(symusic.TextMeta(i * bar_ticks, f"section {_clock(bar.start)}"))
+    for h in plan.hit_points:
+        t = h.bar * bar_ticks + h.beat * unit_ticks
+        out.markers.append(symusic.TextMeta(t, f"{h.kind} {_clock(h.time)}"))
+    out.markers.sort(key=lambda m: m.time)
+    return out
+
+
+def _percussion(plan: Plan, bar_ticks: int, unit_ticks: int, num: int) -> symusic.Track:
+    drums = symusic.Track("percussion", 0, True)
+    for bar in plan.bars:
+        start = bar.index * bar_ticks
+        for pos, drum, vel in GROOVES[bar.intensity]:
+            if pos < num:
+                drums.notes.append(
+                    symusic.Note(start + round(pos * unit_ticks), unit_ticks // 2, drum, vel)
+                )
+    for h in plan.hit_points:
+        if h.downbeat:
+            t = h.bar * bar_ticks
+            drums.notes.append(symusic.Note(t, unit_ticks * 2, CRASH, 110))
+    drums.notes.sort(key=lambda n: (n.time, n.pitch))
+    return drums
+
+
+def _fit_range(notes: list, lo: int, hi: int) -> list:
+    """Move the part by whole octaves so its middle sits in range, then fold strays in."""
+    if not notes:
+        return notes
+    pitches = sorted(n.pitch for n in notes)
+    middle = pitches[len(pitches) // 2]
+    shift = 0
+    while middle + shift > hi - 6 and middle + shift - 12 >= lo:
+        shift -= 12
+    while middle + shift < lo + 6 and middle + shift + 12 <= hi:
+        shift += 12
+    out = []
+    for n in notes:
+        p = n.pitch + shift
+        while p > hi:
+            p -= 12
+        while p < lo:
+            p += 12
+        out.append(symusic.Note(n.time, n.duration, p, n.velocity))
+    return out
+
+
+def _gm_name(program: int) -> str:
+    import pretty_midi
+
+    return pretty_midi.program_to_instrument_name(program)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m):02d}:{s:05.2f}"
