@@ -104,6 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="replace an existing output file")
     g.set_defaults(run=_generate)
 
+    c = sub.add_parser("compose", help="score a video (or a text request) end to end")
+    c.add_argument("video", type=Path, nargs="?", help="the video to score (optional)")
+    c.add_argument("--prompt", default="", help='e.g. "a slow chorale in D minor for strings"')
+    c.add_argument("--duration", type=float, help="seconds, for a text-only request")
+    c.add_argument("-o", "--outdir", type=Path, default=Path("out"))
+    c.add_argument("--describer", default="signal", help="signal | transformers:PATH | openai:URL")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    c.add_argument("--soundfont", type=Path, metavar="SF2")
+    c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
+    c.set_defaults(run=_compose)
+
     t = sub.add_parser("train", help="train the decoder on the music21 corpus or your folders")
     t.add_argument(
         "--data",
@@ -347,6 +359,36 @@ def _check_meter(num: int, den: int) -> None:
     if num not in meters.get(den, ()):
         valid = ", ".join(f"{n}/{d}" for d, ns in meters.items() for n in ns)
         raise ComposerError(None, f"unknown meter {num}/{den}; valid meters: {valid}")
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from composer.pipeline import compose
+
+    progress, close = _bar()
+    try:
+        res = compose(
+            args.video,
+            args.prompt,
+            args.outdir,
+            duration=args.duration,
+            describer=args.describer,
+            model=args.model,
+            seed=args.seed,
+            force=args.force,
+            soundfont=args.soundfont,
+            progress=progress,
+        )
+    finally:
+        close()
+    plan = res.record.plan
+    print(
+        f"composed {plan.duration.value:.1f} s: {plan.style.value}, "
+        f"{'/'.join(map(str, plan.meter.value))} at {plan.tempo.value:.0f} bpm, "
+        f"{len(plan.bars)} bars, {len(plan.hit_points)} hit points"
+    )
+    for name, path in res.files.items():
+        print(f"  {name:9s} {path}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

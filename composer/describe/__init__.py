@@ -1,5 +1,20 @@
 """Stage 2, describe: a Brief (mood, pacing, events, scenes, reasoning) for a video."""
 
 from composer.describe.signal import describe_signal
+from composer.errors import ComposerError
+from composer.types import Brief, VideoAnalysis
 
-__all__ = ["describe_signal"]
+BACKENDS = ("signal", "transformers:PATH", "openai:URL")
+
+
+def describe(analysis: VideoAnalysis, describer: str = "signal") -> Brief:
+    """The Brief from the named describer (``signal``, ``transformers:PATH``, ``openai:URL``)."""
+    kind, _, target = describer.partition(":")
+    if kind == "signal" and not target:
+        return describe_signal(analysis)
+    if kind in ("transformers", "openai") and target:
+        raise ComposerError(None, f"describer {kind!r} is not available in this version yet")
+    raise ComposerError(None, f"unknown describer {describer!r}; valid: " + ", ".join(BACKENDS))
+
+
+__all__ = ["BACKENDS", "describe", "describe_signal"]

@@ -151,7 +151,7 @@ def make_plan(
             hit_points.append(HitPoint(cut, "cut", bar, b, round(fit.time_of(beat), 4), b == 0))
 
     if facts.instruments:
-        programs = _roles_from(facts.instruments)
+        programs = _parts_from(facts.instruments, len(default_programs))
         instruments = Choice(programs, "prompt", "asked for these instruments")
     else:
         instruments = Choice(default_programs, "default", f"{style.value} is usually {ensemble}")
@@ -176,11 +176,11 @@ def _quarters(seg, unit: float):
     return TempoSegment(seg.start, seg.beat, round(seg.bpm / unit, 3))
 
 
-def _roles_from(programs: list[int]) -> list[int]:
-    """One program per role: the first named instrument leads; with one instrument, it plays
-    every part; the last of several takes the bass."""
+def _parts_from(programs: list[int], parts: int) -> list[int]:
+    """One program per part: a single instrument (or family) plays every part of the style;
+    several named instruments take a part each, the first the melody, the last the bass."""
     if len(programs) == 1:
-        return programs * 4
+        return programs * max(parts, 2)
     return programs[:6]
 
 

@@ -1,0 +1,69 @@
+"""timeline.png for a composed score: keyframes, motion, cuts and the piano roll on one axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import symusic
+
+from composer.io import atomic_path
+from composer.types import Plan, VideoAnalysis
+
+_THUMBS = 8
+
+
+def plot_plan(
+    plan: Plan, analysis: VideoAnalysis | None, score: symusic.Score, path: str | Path
+) -> Path:
+    """Keyframes above the motion curve and cuts, the score's piano roll below with its bar
+    lines and hit points, all against the video's time in seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dur = float(plan.duration.value)
+    seconds = score.to("second")
+    rows = 3 if analysis else 1
+    ratios = [1.0, 1.2, 2.4] if analysis else [1.0]
+    fig, axes = plt.subplots(rows, 1, figsize=(14, 2.2 * rows + 1), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})  # fmt: skip
+    axes = list(axes) if rows > 1 else [axes]
+    roll = axes[-1]
+    if analysis:
+        strip, curve = axes[0], axes[1]
+        frames = [k for k in analysis.keyframes if k.image is not None][
+            :: max(1, len(analysis.keyframes) // _THUMBS)
+        ][:_THUMBS]
+        for k in frames:
+            w = dur / (_THUMBS + 1)
+            strip.imshow(k.image, extent=(k.time, k.time + w, 0, 1), aspect="auto")
+        strip.set_ylim(0, 1)
+        strip.set_yticks([])
+        strip.set_title(
+            f"{Path(analysis.path).name}: {plan.style.value}, {plan.tempo.value:.0f} bpm, "
+            f"{len(plan.bars)} bars", loc="left", fontsize=10,
+        )  # fmt: skip
+        curve.plot(analysis.motion.times, analysis.motion.energy, color="#c44", lw=1)
+        curve.set_ylabel("motion")
+        for c in analysis.cuts:
+            curve.axvline(c.time, color="k" if c.kind == "cut" else "#888", lw=1, ls="--")
+    colours = plt.get_cmap("tab10")
+    for i, track in enumerate(seconds.tracks):
+        for n in track.notes:
+            roll.broken_barh([(n.time, n.duration)], (n.pitch - 0.4, 0.8),
+                             color=colours(i % 10), alpha=0.8)  # fmt: skip
+    for bar in plan.bars:
+        roll.axvline(bar.start, color="#ddd", lw=0.6, zorder=0)
+    for h in plan.hit_points:
+        roll.axvline(h.score_time, color="k", lw=1.2, ls="--")
+        roll.text(h.score_time, roll.get_ylim()[1], f" {h.kind} {h.time:.2f}s", fontsize=7,
+                  va="top")  # fmt: skip
+    roll.set_ylabel("pitch")
+    roll.set_xlabel("seconds")
+    roll.set_xlim(0, dur)
+    fig.tight_layout()
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)
