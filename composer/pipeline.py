@@ -138,7 +138,7 @@ def _write(tmp, ckpt, plan, analysis, video, soundfont, progress, lap) -> dict[s
     score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
     files["score"] = tmp / "score.mid"
     score.dump_midi(str(files["score"]))
-    files["musicxml"] = _musicxml(files["score"], tmp / "score.musicxml")
+    files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
     lap("arrange")
     files["audio"] = tmp / "score.wav"
     render_midi(files["score"], files["audio"], soundfont=soundfont, progress=progress)
@@ -163,9 +163,17 @@ def roles_for(instruments: int) -> tuple[int, ...]:
     return (0, *inner, 5)
 
 
-def _musicxml(midi: Path, path: Path) -> Path:
-    """MusicXML for notation programs, through music21."""
+def _musicxml(score, path: Path) -> Path:
+    """MusicXML of the pitched parts for notation programs, through music21 (its exporter
+    cannot write General MIDI percussion, which stays in score.mid)."""
     from music21 import converter
 
-    converter.parse(midi).write("musicxml", fp=str(path))
+    pitched = score.copy()
+    pitched.tracks = [t for t in pitched.tracks if not t.is_drum]
+    midi = path.with_suffix(".pitched.mid")
+    pitched.dump_midi(str(midi))
+    try:
+        converter.parse(midi).write("musicxml", fp=str(path))
+    finally:
+        midi.unlink(missing_ok=True)
     return path

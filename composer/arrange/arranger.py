@@ -63,17 +63,22 @@ def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic
     for seg in plan.tempo_map:
         out.tempos.append(symusic.Tempo(round(seg.beat * unit_ticks), float(seg.bpm)))
     programs = role_programs(plan, len(roles))
+    bar_ticks = num * unit_ticks
+    # The music ends with the picture: at the last bar line, or inside the last bar when an
+    # explicit tempo kept the bars from fitting the duration exactly.
+    end = min(len(plan.bars) * bar_ticks, round(_beat_at(plan, plan.duration.value) * unit_ticks))
     for track in score.tracks:
         role = track.program
         program = programs[role] if 0 <= role < len(programs) else programs[0]
         t = symusic.Track(f"{roles[role]} ({_gm_name(program)})", program, False)
         lo, hi = RANGES.get(program, _WIDE)
-        for n in _fit_range(list(track.notes), lo, hi):
+        for n in _hold_last(_fit_range(list(track.notes), lo, hi), end):
             t.notes.append(n)
         out.tracks.append(t)
-    bar_ticks = num * unit_ticks
     if plan.drums.value:
-        out.tracks.append(_percussion(plan, bar_ticks, unit_ticks, num))
+        drums = _percussion(plan, bar_ticks, unit_ticks, num)
+        drums.notes = [n for n in drums.notes if n.time < end]
+        out.tracks.append(drums)
     accents = [h for h in plan.hit_points if not h.downbeat]
     if plan.drums.value and accents:
         timp = symusic.Track("hits (Timpani)", TIMPANI, False)
@@ -92,6 +97,16 @@ def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic
     return out
 
 
+def _beat_at(plan: Plan, seconds: float) -> float:
+    """The beat (in the meter's unit) at ``seconds``, from the plan's tempo map."""
+    unit = plan.meter.value[1] / 4
+    seg = plan.tempo_map[0]
+    for s in plan.tempo_map:
+        if s.start <= seconds:
+            seg = s
+    return seg.beat + (seconds - seg.start) * seg.bpm * unit / 60.0
+
+
 def _percussion(plan: Plan, bar_ticks: int, unit_ticks: int, num: int) -> symusic.Track:
     drums = symusic.Track("percussion", 0, True)
     for bar in plan.bars:
@@ -107,6 +122,21 @@ def _percussion(plan: Plan, bar_ticks: int, unit_ticks: int, num: int) -> symusi
             drums.notes.append(symusic.Note(t, unit_ticks * 2, CRASH, 110))
     drums.notes.sort(key=lambda n: (n.time, n.pitch))
     return drums
+
+
+def _hold_last(notes: list, end: int) -> list:
+    """The last chord rings to the final bar line (the music ends with the picture); nothing
+    sounds past it."""
+    if not notes:
+        return notes
+    last = max(n.time for n in notes)
+    out = []
+    for n in notes:
+        if n.time >= end:
+            continue
+        stop = end if n.time == last else min(n.time + n.duration, end)
+        out.append(symusic.Note(n.time, stop - n.time, n.pitch, n.velocity))
+    return out
 
 
 def _fit_range(notes: list, lo: int, hi: int) -> list:

@@ -23,7 +23,7 @@ _INTENSITY_MOTION = (0.06, 0.15, 0.3)
 # Each style's usual meter and ensemble (General MIDI programs, melody first, bass last).
 STYLE_DEFAULTS = {
     "chorale": ((4, 4), [52, 52, 52, 52], "choir"),
-    "renaissance": ((4, 2), [71, 68, 70, 70], "winds"),
+    "renaissance": ((4, 4), [71, 68, 70, 70], "winds"),  # 4/4, not 4/2: hits need quarters
     "medieval": ((3, 4), [74, 46, 42], "recorder, harp and cello"),
     "quartet": ((4, 4), [40, 40, 41, 42], "string quartet"),
     "folk": ((4, 4), [73, 24, 32], "flute, guitar and bass"),
@@ -135,8 +135,15 @@ def make_plan(
     cuts = []
     if brief is not None:
         cuts = [e.time for e in brief.events if e.kind == "cut" and e.strength >= STRONG_CUT]
+    # An explicit tempo is kept exactly: then the last bar is cut at the end instead.
+    explicit = facts.bpm is not None
     fit = fit_tempo(
-        cuts, (lo * unit, hi * unit), num, tolerance=0.02 if lo < hi else 0.0, end=duration.value
+        cuts,
+        (lo * unit, hi * unit),
+        num,
+        tolerance=0.0 if explicit else 0.02,
+        max_change=0.0 if explicit else 0.08,
+        end=None if explicit else duration.value,
     )
     tempo = Choice(round(fit.tempo / unit, 3), tempo_source, why)
 
