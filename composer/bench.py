@@ -150,3 +150,39 @@ def bench_generate(
     return GenerateBench(
         str(model), candidates, bars, *timed[False], *timed[True], plain_tokens, plain_s
     )
+
+
+@dataclass(frozen=True)
+class ComposeBench:
+    path: str
+    duration: float
+    wall_s: float  # compose() end to end, model loading included
+    stages: dict  # seconds per stage, as plan.json records them
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.duration / self.wall_s
+
+    def report(self) -> str:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in self.stages.items())
+        return "\n".join(
+            [
+                f"file: {self.path} ({self.duration:.2f} s)",
+                f"compose end to end (model loading included): {self.wall_s:.2f} s",
+                f"stages (s): {parts}",
+                f"real-time factor (duration / wall time): {self.real_time_factor:.2f}",
+            ]
+        )
+
+
+def bench_compose(path: str | Path, model: str | Path | None = None, seed: int = 0) -> ComposeBench:
+    """Time ``compose`` on ``path`` into a scratch folder, from a cold start of the model."""
+    import tempfile
+
+    from composer.pipeline import compose
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = compose(path, "", Path(tmp) / "out", model=model, seed=seed)
+        wall = time.perf_counter() - t0
+    return ComposeBench(str(path), res.record.plan.duration.value, wall, res.record.seconds)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from composer.errors import ComposerError
-from composer.progress import ProgressFn, log
+from composer.progress import ProgressFn
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     bg.add_argument("--bars", type=int, default=8)
     bg.add_argument("-n", "--candidates", type=int, default=4)
     bg.set_defaults(run=_bench_generate)
+    bc = bsub.add_parser("compose", help="end-to-end real-time factor of compose on a video")
+    bc.add_argument("video", type=Path)
+    bc.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    bc.set_defaults(run=_bench_compose)
 
     e = sub.add_parser("eval", help="evaluations with acceptance tables")
     esub = e.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -479,6 +483,13 @@ def _eval_loss(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_compose(args: argparse.Namespace) -> int:
+    from composer.bench import bench_compose
+
+    print(bench_compose(args.video, model=args.model).report())
+    return 0
+
+
 def _bench_analyze(args: argparse.Namespace) -> int:
     from composer.bench import bench_analyze
 
@@ -494,10 +505,15 @@ def _demo(args: argparse.Namespace) -> int:
         outputs = run_demo(args.outdir, progress=progress)
     finally:
         close()
-    log.info("demo finished")
-    print("demo outputs:")
-    for name, path in outputs.items():
-        print(f"  {name:10s} {path}")
+    for name, res in outputs.items():
+        plan = res.record.plan
+        print(
+            f"{name}: {plan.duration.value:.1f} s of {plan.style.value} in "
+            f"{'/'.join(map(str, plan.meter.value))} at {plan.tempo.value:.0f} bpm, "
+            f"{len(plan.hit_points)} cuts marked"
+        )
+        for kind, path in res.files.items():
+            print(f"  {kind:9s} {path}")
     return 0
 
 
