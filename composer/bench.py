@@ -179,8 +179,10 @@ def bench_compose(path: str | Path, model: str | Path | None = None, seed: int =
     """Time ``compose`` on ``path`` into a scratch folder, from a cold start of the model."""
     import tempfile
 
+    from composer.model.generate import forget_checkpoints
     from composer.pipeline import compose
 
+    forget_checkpoints()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = compose(path, "", Path(tmp) / "out", model=model, seed=seed)

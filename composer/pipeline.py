@@ -56,7 +56,8 @@ def compose(
 ) -> ComposeResult:
     """Score ``video`` (or, without one, a ``duration``-second piece) following ``prompt``."""
     from composer.describe import describe
-    from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
+    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.model.generate import cached_checkpoint
     from composer.plan.planner import make_plan
     from composer.plan.request import PromptFacts, parse_prompt
 
@@ -88,7 +89,7 @@ def compose(
         facts.duration = duration
     plan = make_plan(brief, facts, analysis, seed=seed)
     lap("plan")
-    ckpt = load_checkpoint(model or DEFAULT_MODEL)
+    ckpt = cached_checkpoint(model or DEFAULT_MODEL)
     lap("load model")
 
     tmp = out.with_name(f".{out.name}.part")

@@ -286,6 +286,19 @@ def generate(
 _LOADED: dict[str, Checkpoint] = {}
 
 
+def cached_checkpoint(model: str | Path = DEFAULT_MODEL) -> Checkpoint:
+    """The checkpoint at ``model``, loaded once per process."""
+    key = str(Path(model).resolve())
+    if key not in _LOADED:
+        _LOADED[key] = load_checkpoint(model)
+    return _LOADED[key]
+
+
+def forget_checkpoints() -> None:
+    """Drop the loaded checkpoints (a benchmark that counts loading starts cold)."""
+    _LOADED.clear()
+
+
 def generate_midi(
     req: GenerationRequest,
     path: str | Path,
@@ -296,10 +309,7 @@ def generate_midi(
     progress: ProgressFn = no_progress,
 ) -> GenerationResult:
     """Load the checkpoint (once per process), generate, and write the best candidate as MIDI."""
-    key = str(Path(model).resolve())
-    if key not in _LOADED:
-        _LOADED[key] = load_checkpoint(model)
-    ckpt = _LOADED[key]
+    ckpt = cached_checkpoint(model)
     if req.style not in ckpt.tokenizer.spec.styles:
         raise ComposerError(
             None,
