@@ -132,6 +132,7 @@ def _write(tmp, ckpt, plan, analysis, video, soundfont, progress, lap) -> dict[s
         meter=tuple(plan.meter.value),
         controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
         roles=roles,
+        every_role_every_bar=True,
         seed=plan.seed,
     )
     result = generate(ckpt, req, progress)

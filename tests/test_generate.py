@@ -142,3 +142,13 @@ def test_cadence_ends_on_the_tonic_triad(tiny):
         assert last.any() and set(notes.pitch[last] % 12) <= {9, 0, 4}  # A C E
         bass = [tok.bars(c.ids)[-1]["onsets"][i][1] == 5 for i in range(int(last.sum()))]
         assert all(p % 12 == 9 for p, b in zip(notes.pitch[last], bass, strict=True) if b)
+
+
+def test_every_role_plays_in_every_bar_when_asked(tiny):
+    req = GenerationRequest(
+        style="quartet", key=(0, "major"), meter=(3, 4), controls=uniform_controls(3, [1]),
+        roles=(0, 2, 5), every_role_every_bar=True, candidates=2, seed=9,
+    )  # fmt: skip
+    for c in generate(tiny, req).candidates:
+        for bar in tiny.tokenizer.bars(c.ids):
+            assert {role for _, role, _ in bar["onsets"]} == {0, 2, 5}

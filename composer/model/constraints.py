@@ -43,6 +43,7 @@ class _Row:
     pos: int = -1  # position of the current onset group in this bar (-1: none yet)
     roles_here: set[int] = field(default_factory=set)  # roles with an onset at ``pos``
     role: int = -1  # role of the note being written
+    roles_bar: set[int] = field(default_factory=set)  # roles with an onset in this bar
     hit_pos: int | None = None  # position that must carry a hit in this bar
     hit_done: bool = True
 
@@ -59,12 +60,16 @@ class ScoreGrammar(LogitsProcessor):
         prompt_len: int,
         roles: tuple[int, ...] | None = None,
         hit_voices: int = 2,
+        every_role_every_bar: bool = False,
     ):
         self.tok = tok
         self.bars = len(controls)
         self.controls = controls
         self.timesig = tok.vocab[f"TimeSig_{meter[0]}/{meter[1]}"]
         self.positions = meter[0] * tok.steps_per_beat  # miditok counts beats in 1/den units
+        # With ``every_role_every_bar`` a bar may end only once each role has played in it:
+        # an arrangement's instruments all take part.
+        self.required = set(roles) if (roles and every_role_every_bar) else set()
         roles = roles or tuple(range(len(tok.spec.roles)))
         self.hit_voices = min(hit_voices, len(roles))
         k = tok.kind
@@ -82,7 +87,7 @@ class ScoreGrammar(LogitsProcessor):
         k = self.tok.kind[token]
         if k == BAR:
             r.bar += 1
-            r.expect, r.pos, r.roles_here = "timesig", -1, set()
+            r.expect, r.pos, r.roles_here, r.roles_bar = "timesig", -1, set(), set()
             c = self.controls[r.bar - 1]
             r.pending = self.tok.control_ids(c)
             r.hit_pos = None if c.hit is None else c.hit * self.tok.steps_per_beat
@@ -98,6 +103,7 @@ class ScoreGrammar(LogitsProcessor):
         elif k == PROGRAM:
             r.role = int(self.tok.value[token])
             r.roles_here.add(r.role)
+            r.roles_bar.add(r.role)
             r.expect = "pitch"
         elif k == PITCH:
             r.expect = "velocity"
@@ -140,7 +146,7 @@ class ScoreGrammar(LogitsProcessor):
                 allow |= self.mask_program
                 for role in r.roles_here:  # one onset per role and position keeps voices apart
                     allow[tok.vocab[f"Program_{role}"]] = False
-            if r.hit_done:
+            if r.hit_done and self.required <= r.roles_bar:
                 allow[tok.bar_id if r.bar < self.bars else tok.eos_id] = True
         return allow
 

@@ -40,6 +40,7 @@ class GenerationRequest:
     meter: tuple[int, int]
     controls: tuple[BarControls, ...]
     roles: tuple[int, ...] | None = None  # role ids to write (None: any)
+    every_role_every_bar: bool = False  # each of ``roles`` plays in every bar
     temperature: float = 1.0
     top_p: float = 0.95
     key_penalty: float = 3.0
@@ -84,7 +85,10 @@ def uniform_controls(
 def processors(
     tok: ScoreTokenizer, req: GenerationRequest, batch: int, prompt_len: int
 ) -> tuple[ScoreGrammar, LogitsProcessorList]:
-    grammar = ScoreGrammar(tok, req.meter, list(req.controls), batch, prompt_len, req.roles)
+    grammar = ScoreGrammar(
+        tok, req.meter, list(req.controls), batch, prompt_len, req.roles,
+        every_role_every_bar=req.every_role_every_bar,
+    )  # fmt: skip
     chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty), grammar])
     if req.cadence:
         chain.append(Cadence(tok, req.key, grammar))
