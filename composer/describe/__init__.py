@@ -12,8 +12,14 @@ def describe(analysis: VideoAnalysis, describer: str = "signal") -> Brief:
     kind, _, target = describer.partition(":")
     if kind == "signal" and not target:
         return describe_signal(analysis)
-    if kind in ("transformers", "openai") and target:
-        raise ComposerError(None, f"describer {kind!r} is not available in this version yet")
+    if kind == "transformers" and target:
+        from composer.describe.backends import describe_transformers
+
+        return describe_transformers(analysis, describe_signal(analysis), target)
+    if kind == "openai" and target:
+        from composer.describe.backends import describe_openai
+
+        return describe_openai(analysis, describe_signal(analysis), target)
     raise ComposerError(None, f"unknown describer {describer!r}; valid: " + ", ".join(BACKENDS))
 
 
