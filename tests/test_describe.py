@@ -104,3 +104,15 @@ def test_one_repair_then_fallback(analysis):
     assert fallback.mood == describe_signal(analysis).mood
     dead = describe(analysis, "openai:http://127.0.0.1:9")  # nothing listens there
     assert dead.fallback and "failed" in dead.fallback
+
+
+def test_transformers_describer_runs_a_local_model_and_falls_back_on_nonsense(analysis, tmp_path):
+    from tiny_vlm import make_tiny_llava
+
+    folder = make_tiny_llava(tmp_path / "tiny-llava")
+    b = describe(analysis, f"transformers:{folder}")  # random weights: no JSON comes back
+    assert b.describer == "signal" or b.describer.startswith("transformers:")
+    assert b.fallback and f"transformers:{folder}" in b.fallback
+    assert b.mood == describe_signal(analysis).mood
+    missing = describe(analysis, f"transformers:{tmp_path / 'nope'}")
+    assert missing.fallback and "could not load" in missing.fallback
