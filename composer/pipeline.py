@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from composer.errors import ComposerError
+from composer.plan.request import PromptFacts
 from composer.progress import ProgressFn, log, no_progress
 from composer.types import Brief, Plan, VideoAnalysis, _Json
 
@@ -24,6 +25,7 @@ class ComposeRecord(_Json):
     """plan.json: everything needed to see why the music is what it is, and to re-run it."""
 
     prompt: str
+    request: PromptFacts  # what was read from the prompt, with notes on each value
     video: str | None
     brief: Brief | None
     plan: Plan
@@ -59,7 +61,7 @@ def compose(
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import cached_checkpoint
     from composer.plan.planner import make_plan
-    from composer.plan.request import PromptFacts, parse_prompt
+    from composer.plan.request import parse_prompt
 
     out = Path(outdir)
     if out.exists() and not force:
@@ -84,7 +86,7 @@ def compose(
         lap("analyze")
         brief = describe(analysis, describer)
         lap("describe")
-    facts = parse_prompt(prompt) if prompt.strip() else PromptFacts(text="")
+    facts = parse_prompt(prompt)
     if duration is not None and video is None:
         facts.duration = duration
     plan = make_plan(brief, facts, analysis, seed=seed)
@@ -100,7 +102,8 @@ def compose(
         import composer
 
         record = ComposeRecord(
-            prompt=prompt, video=str(video) if video else None, brief=brief, plan=plan,
+            prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
+            plan=plan,
             seed=seed, describer=brief.describer if brief else "none",
             model=str(model or DEFAULT_MODEL), seconds=seconds,
             versions={"composer": composer.__version__, "plan.json": str(VERSION),

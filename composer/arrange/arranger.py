@@ -67,7 +67,7 @@ def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic
     # The music ends with the picture: at the last bar line, or inside the last bar when an
     # explicit tempo kept the bars from fitting the duration exactly.
     end = min(len(plan.bars) * bar_ticks, round(_beat_at(plan, plan.duration.value) * unit_ticks))
-    for track in score.tracks:
+    for track in sorted(score.tracks, key=lambda t: t.program):  # melody first, bass last
         role = track.program
         program = programs[role] if 0 <= role < len(programs) else programs[0]
         t = symusic.Track(f"{roles[role]} ({_gm_name(program)})", program, False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.tokens.spec import parse_key
+from composer.types import _Json
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 THRESHOLD = 0.35  # cosine similarity a free-text match needs to count
@@ -53,7 +54,7 @@ _ALIASES = {
 
 
 @dataclass
-class Match:
+class Match(_Json):
     """A free-text match: the vocabulary entry, its cosine similarity, and its numbers."""
 
     name: str
@@ -63,7 +64,7 @@ class Match:
 
 
 @dataclass
-class PromptFacts:
+class PromptFacts(_Json):
     """Everything read from a request, each with the text it came from (``notes``)."""
 
     text: str
@@ -124,6 +125,12 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
     if _meaningful(facts.rest):
         facts.mood = _best("moods", facts.rest, threshold)
         facts.style = _best("styles", facts.rest, threshold)
+    if not facts.notes and facts.mood is None and facts.style is None:
+        facts.notes.append(
+            "nothing in the request was understood: the video (or the defaults) decides"
+            if text.strip()
+            else "no request: the video (or the defaults) decides"
+        )
     return facts
 
 
