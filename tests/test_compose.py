@@ -85,3 +85,21 @@ def test_outdir_is_never_clobbered(model_dir, tmp_path, capsys):
     assert not (out / "mine.txt").exists() and (out / "score.mid").exists()
     assert main(["compose", "--describer", "magic", str(tmp_path / "none.mp4"),
                  "-o", str(tmp_path / "x")]) == 1  # fmt: skip
+
+
+def test_short_video_nonsense_prompt_and_contradictions(model_dir, clip_dir, tmp_path):
+    short = make_clip(clip_dir / "two-seconds.mp4", [Shot(1.2), Shot(0.8)], size=(160, 90))
+    out = tmp_path / "short"
+    assert main(["compose", str(short), "--prompt", "%%% ???", "--model", str(model_dir),
+                 "-o", str(out)]) == 0  # fmt: skip
+    record = json.loads((out / "plan.json").read_text())
+    assert "nothing in the request was understood" in record["request"]["notes"][0]
+    assert record["plan"]["style"]["source"] == "video"
+    midi = symusic.Score(str(out / "score.mid")).to("second")
+    assert abs(midi.end() - 2.0) <= 0.25
+    out = tmp_path / "contra"
+    assert main(["compose", "--prompt", "fast, at 40 bpm", "--duration", "8", "--model",
+                 str(model_dir), "-o", str(out)]) == 0  # fmt: skip
+    tempo = json.loads((out / "plan.json").read_text())["plan"]["tempo"]
+    assert tempo["value"] == 40 and tempo["source"] == "prompt"
+    assert "the explicit number wins" in tempo["why"]
