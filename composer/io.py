@@ -18,6 +18,12 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def make_readable(path: str | Path) -> None:
+    """Give ``path`` the mode a plain open() would (libraries that write via mkstemp leave
+    0600)."""
+    Path(path).chmod(0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.

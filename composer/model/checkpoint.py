@@ -16,7 +16,7 @@ import torch
 import transformers
 
 from composer.errors import ComposerError
-from composer.io import atomic_write_text
+from composer.io import atomic_write_text, make_readable
 from composer.tokens import ScoreTokenizer
 
 SPEC_FILE = "composer.json"
@@ -123,6 +123,8 @@ def save_checkpoint(
     tmp.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
     model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+    for f in tmp.iterdir():
+        make_readable(f)
     atomic_write_text(
         tmp / SPEC_FILE,
         json.dumps({"spec": dataclasses.asdict(spec), "info": info or {}}, indent=2) + "\n",

@@ -7,7 +7,7 @@ step. This module runs the same computation from the model's own tensors in abou
 operations per layer:
 
 - a preallocated KV cache;
-- matrix weights in bf16, as stored (see below);
+- matrix weights in bf16, as stored;
 - RMSNorm as one ``F.rms_norm``;
 - RoPE as one complex multiplication over q and k together (q and k projection rows are
   permuted at load time so that each rotated pair is adjacent; attention scores are unchanged
@@ -45,11 +45,10 @@ class FastDecoder:
         self.top_k = cfg.num_experts_per_tok
         self.eps = cfg.rms_norm_eps
         m = model.model
-        # Matrix weights in ``dtype``, transposed to (in, out). bf16 is what the checkpoint
-        # stores; it halves the bytes a step reads (the products are bound by memory: 26 MB
-        # per step at the default size) and lets the model sit in a CPU's L3 cache. A few-row
-        # product against (in, out) ran 2x faster than against (out, in) here. Norms, router,
-        # softmax, RoPE, attention and the residual stream stay float32.
+        # Matrix weights in ``dtype``, transposed to (in, out) so every product is ``x @ w``.
+        # bf16 is what the checkpoint stores, and its few-row products ran 2x faster than
+        # float32 here (4 x 256 by 256 x 5120: 0.14 vs 0.28 ms). Norms, router, softmax, RoPE,
+        # attention and the residual stream stay float32.
         t = lambda w: w.detach().to(dtype).transpose(-1, -2).contiguous()  # noqa: E731
         # Within each head, row i and row i + d/2 form a rotated pair; put them side by side.
         pairs = torch.stack([torch.arange(d // 2), torch.arange(d // 2) + d // 2], -1).flatten()
