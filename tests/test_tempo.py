@@ -51,3 +51,13 @@ def test_last_bar_line_lands_on_the_end():
     assert fit.time_of(bars * 4) == pytest.approx(16.0, abs=1e-3)
     one = fit_tempo([], (100, 110), 3, end=10.0)  # one tempo, eased to end on a bar line
     assert one.time_of(one.bars_for(10.0) * 3) == pytest.approx(10.0, abs=1e-3)
+
+
+def test_easing_the_end_keeps_the_cuts_in_place():
+    cuts = [4.0, 6.0, 12.0]
+    fit = fit_tempo(cuts, (112, 136), 4, end=15.8)  # one tempo for the cuts, eased after
+    assert max(errors_ms(fit, cuts)) < 1 and len(fit.segments) == 2
+    assert fit.time_of(fit.bars_for(15.8) * 4) == pytest.approx(15.8, abs=1e-3)
+    # No gentle change reaches a bar line (3 s bars): the cuts still keep their places.
+    fit = fit_tempo(cuts, (112, 136), 6, end=16.0)
+    assert max(errors_ms(fit, cuts)) < 1

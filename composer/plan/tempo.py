@@ -81,26 +81,32 @@ def fit_tempo(
 
 
 def _fit_end(fit: TempoFit, end: float, max_change: float) -> TempoFit:
-    """Ease the last segment so that a bar line falls at ``end`` (if one change allows)."""
+    """Ease the tempo after the last placed cut so that a bar line falls at ``end`` (if one
+    gentle change allows it); the cuts keep their places."""
     last = fit.segments[-1]
-    span = end - last.start
+    # The change starts at the last cut on the grid (or the last segment, if that is later).
+    start, beat = last.start, last.beat
+    if fit.cut_beats:
+        cut = max(fit.cut_beats)
+        if cut > start:
+            start, beat = cut, float(fit.cut_beats[cut])
+    span = end - start
     if span <= 0:
         return fit
     ideal = span * last.bpm / 60.0
     options = []
     for bars_end in (math.floor, math.ceil):
-        total = bars_end((last.beat + ideal) / fit.beats_per_bar) * fit.beats_per_bar
-        n = total - last.beat
+        n = bars_end((beat + ideal) / fit.beats_per_bar) * fit.beats_per_bar - beat
         if n >= 1:
             t = n * 60.0 / span
-            before = fit.segments[-2].bpm if len(fit.segments) > 1 else None
-            if abs(t / last.bpm - 1) <= max_change and (
-                before is None or abs(t / before - 1) <= max_change
-            ):
+            if abs(t / last.bpm - 1) <= max_change:
                 options.append((abs(t / last.bpm - 1), t))
     if options:
-        t = min(options)[1]
-        fit.segments[-1] = TempoSegment(last.start, last.beat, round(float(t), 3))
+        eased = TempoSegment(start, beat, round(float(min(options)[1]), 3))
+        if start == last.start:
+            fit.segments[-1] = eased
+        else:
+            fit.segments.append(eased)
     return fit
 
 
