@@ -164,7 +164,7 @@ def roles_for(instruments: int) -> tuple[int, ...]:
     """Decoder roles for ``instruments`` parts: melody, inner voices, and a bass from two."""
     if instruments <= 1:
         return (0,)
-    inner = tuple(range(1, min(instruments - 1, 4) + 1))
+    inner = tuple(range(1, min(instruments - 2, 4) + 1))
     return (0, *inner, 5)
 
 

@@ -50,3 +50,9 @@ def test_tempo_words_and_contradictions():
 def test_empty_or_nonsense_says_nothing(text):
     f = parse_prompt(text)
     assert f.mood is None and f.style is None and f.key is None and f.instruments == []
+
+
+def test_style_phrases_are_not_instruments():
+    assert parse_prompt("a playful piano piece for guitar").instruments == [24]
+    assert parse_prompt("a fiddle tune for clarinet").instruments == [71]
+    assert parse_prompt("a piece for piano and fiddle").instruments == [0, 40]

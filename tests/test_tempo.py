@@ -61,3 +61,10 @@ def test_easing_the_end_keeps_the_cuts_in_place():
     # No gentle change reaches a bar line (3 s bars): the cuts still keep their places.
     fit = fit_tempo(cuts, (112, 136), 6, end=16.0)
     assert max(errors_ms(fit, cuts)) < 1
+
+
+def test_an_early_cut_and_a_later_one_both_on_the_grid():
+    # A cut 1 s in, a slow mood, then a cut 5 s later (the shared test video's pattern).
+    cuts = [1.001, 6.006]
+    fit = fit_tempo(cuts, (63.2, 87.2), 4, end=24.0)
+    assert not fit.unplaced and max(errors_ms(fit, cuts)) < 1

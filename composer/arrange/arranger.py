@@ -64,9 +64,9 @@ def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic
         out.tempos.append(symusic.Tempo(round(seg.beat * unit_ticks), float(seg.bpm)))
     programs = role_programs(plan, len(roles))
     bar_ticks = num * unit_ticks
-    # The music ends with the picture: at the last bar line, or inside the last bar when an
-    # explicit tempo kept the bars from fitting the duration exactly.
-    end = min(len(plan.bars) * bar_ticks, round(_beat_at(plan, plan.duration.value) * unit_ticks))
+    # The music ends with the picture: at the last bar line, or, when an explicit tempo kept
+    # whole bars from filling the duration, with the last chord held to the end.
+    end = round(_beat_at(plan, plan.duration.value) * unit_ticks)
     for track in sorted(score.tracks, key=lambda t: t.program):  # melody first, bass last
         role = track.program
         program = programs[role] if 0 <= role < len(programs) else programs[0]

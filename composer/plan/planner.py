@@ -199,8 +199,11 @@ def _bars(
     beats_per_bar: int,
     arousal: float,
 ) -> list[BarPlan]:
-    """The bar grid over ``duration``: sections at scene starts, intensity from motion."""
-    n = fit.bars_for(duration)
+    """The bar grid over ``duration``: sections at scene starts, intensity from motion.
+
+    Only whole bars: where they stop short of the end (an explicit tempo), the last chord is
+    held to it, so the closing cadence is never cut off."""
+    n = fit.whole_bars(duration)
     starts = [fit.time_of(i * beats_per_bar) for i in range(n + 1)]
     scene_starts = [s.start for s in brief.scenes if s.start > 0] if brief else []
     times = np.asarray(analysis.motion.times) if analysis else np.zeros(0)

@@ -38,6 +38,7 @@ _TEMPO_WORDS = {
     "fast": (130, 170), "presto": (160, 200), "quick": (120, 150), "brisk": (115, 140),
 }  # fmt: skip
 
+_STYLE_NOUNS = r"(?:piece|music|tune|song|style|sonata|nocturne|etude|ballad|solo)s?\b"
 # Plain names people use for General MIDI programs, beyond the GM names themselves.
 _ALIASES = {
     "piano": 0, "grand piano": 0, "harpsichord": 6, "celesta": 8, "glockenspiel": 9,
@@ -142,7 +143,8 @@ def _instruments(text: str, notes: list[str]) -> tuple[list[int], str]:
     names.update(_ALIASES)
     found: list[tuple[int, int]] = []  # (position, program)
     for name in sorted(names, key=len, reverse=True):
-        pattern = re.compile(rf"\b{re.escape(name)}(?:e?s)?\b", re.I)
+        # "a piano piece", "a fiddle tune" name a style, not the instrument to play it.
+        pattern = re.compile(rf"\b{re.escape(name)}(?:e?s)?\b(?!\s+{_STYLE_NOUNS})", re.I)
         while m := pattern.search(text):
             found.append((m.start(), names[name]))
             notes.append(f"instrument {names[name]} from {m.group(0)!r}")

@@ -46,6 +46,10 @@ class TempoFit:
         # A thousandth of a bar of slack absorbs the rounding of tempi to 0.001 bpm.
         return max(1, math.ceil(self.beat_at(duration) / self.beats_per_bar - 1e-3))
 
+    def whole_bars(self, duration: float) -> int:
+        """Whole bars that end by ``duration`` (at least one)."""
+        return max(1, math.floor(self.beat_at(duration) / self.beats_per_bar + 1e-3))
+
     @property
     def tempo(self) -> float:
         return self.segments[0].bpm
@@ -171,6 +175,11 @@ def _walk(
             counts = _bar_counts(beat, ideal, beats_per_bar)
             if not bars_only:
                 counts |= {math.floor(ideal), math.ceil(ideal)}
+            if prev is not None:  # also the counts nearest the current tempo
+                near = span * prev / 60.0
+                counts |= _bar_counts(beat, near, beats_per_bar)
+                if not bars_only:
+                    counts |= {math.floor(near), math.ceil(near)}
             for n in counts:
                 if n < 1:
                     continue
