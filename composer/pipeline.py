@@ -122,41 +122,54 @@ def compose(
 
 
 def _write(tmp, ckpt, plan, analysis, video, soundfont, progress, lap) -> dict[str, Path]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from composer.arrange.arranger import arrange
     from composer.model.generate import GenerationRequest, generate
+    from composer.plan.figure import plot_plan
     from composer.render import mux, render_midi
+    from composer.render.muxer import picture_for
     from composer.tokens import BarControls
 
     files: dict[str, Path] = {}
-    roles = roles_for(len(plan.instruments.value))
-    req = GenerationRequest(
-        style=plan.style.value,
-        key=tuple(plan.key.value),
-        meter=tuple(plan.meter.value),
-        controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
-        roles=roles,
-        every_role_every_bar=True,
-        seed=plan.seed,
-    )
-    result = generate(ckpt, req, progress)
-    lap("generate")
-    score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
-    files["score"] = tmp / "score.mid"
-    score.dump_midi(str(files["score"]))
-    files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
-    lap("arrange")
-    files["audio"] = tmp / "score.wav"
-    render_midi(files["score"], files["audio"], soundfont=soundfont, progress=progress)
-    lap("render")
-    if video is not None:
-        files["video"] = tmp / "video.mp4"
-        mux(video, files["audio"], files["video"])
-        lap("mux")
-    files["timeline"] = tmp / "timeline.png"
-    from composer.plan.figure import plot_plan
+    # Two lanes on two cores: ffmpeg and fluidsynth run in the worker thread (they leave the
+    # GIL), while this thread decodes and writes the notation and the timeline.
+    with ThreadPoolExecutor(1) as lane:
+        picture = None
+        if video is not None:
+            # A picture that video.mp4 cannot hold (VP8) is re-encoded during generation.
+            picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4")
+        req = GenerationRequest(
+            style=plan.style.value,
+            key=tuple(plan.key.value),
+            meter=tuple(plan.meter.value),
+            controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
+            roles=roles_for(len(plan.instruments.value)),
+            every_role_every_bar=True,
+            seed=plan.seed,
+        )
+        result = generate(ckpt, req, progress)
+        lap("generate")
+        score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
+        files["score"] = tmp / "score.mid"
+        score.dump_midi(str(files["score"]))
+        files["audio"] = tmp / "score.wav"
+        if video is not None:
+            files["video"] = tmp / "video.mp4"
 
-    plot_plan(plan, analysis, score, files["timeline"])
-    lap("timeline")
+        def sound() -> None:
+            render_midi(files["score"], files["audio"], soundfont=soundfont)
+            if video is not None:
+                mux(picture.result(), files["audio"], files["video"])
+                (tmp / ".picture.mp4").unlink(missing_ok=True)
+
+        audio = lane.submit(sound)
+        files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
+        files["timeline"] = tmp / "timeline.png"
+        plot_plan(plan, analysis, score, files["timeline"])
+        lap("arrange, notation, timeline")
+        audio.result()
+        lap("render and mux")
     return files
 
 

@@ -26,7 +26,7 @@ _FALLBACK_VIDEO = [
     "-c:v",
     "libx264",
     "-preset",
-    "veryfast",
+    "ultrafast",  # the picture is only carried over: speed matters more than size here
     "-crf",
     "18",
     "-pix_fmt",
@@ -108,6 +108,32 @@ def _reason(stderr: str) -> str:
     if not lines:
         return "ffmpeg failed without a message"
     return re.sub(r"^\[[^]]+ @ 0x[0-9a-f]+\]\s*", "", lines[0])
+
+
+# Video codecs an .mp4/.mov holds as they are (PyAV's codec names).
+_MOV_CODECS = {"h264", "hevc", "mpeg4", "av1", "mjpeg", "prores", "vp9"}
+
+
+def picture_for(video_path: str | Path, container: str, scratch: str | Path) -> Path:
+    """The video itself if ``container`` (".mp4", ...) can hold its picture as it is, else a
+    silent H.264 copy of the picture written to ``scratch``.
+
+    compose() runs this while the music is being written, so the re-encode (VP8 WebM into
+    .mp4) costs no wall time; mux() then copies the picture.
+    """
+    video_path = Path(video_path)
+    info = probe_video(video_path)
+    if container.lower() not in _MOV_FAMILY or info.codec in _MOV_CODECS:
+        return video_path
+    if not has_encoder("libx264"):
+        return video_path  # mux() will say what is missing
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+           "-i", str(video_path), "-map", "0:v:0", "-an", *_FALLBACK_VIDEO,
+           "-threads", "1", str(scratch)]  # fmt: skip  (one core: the decoder has the other)
+    result = _run(cmd)
+    if result.returncode != 0:
+        raise ComposerError(video_path, f"ffmpeg could not re-encode: {_reason(result.stderr)}")
+    return Path(scratch)
 
 
 def mux(
