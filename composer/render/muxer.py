@@ -127,9 +127,23 @@ def picture_for(video_path: str | Path, container: str, scratch: str | Path) -> 
         return video_path
     if not has_encoder("libx264"):
         return video_path  # mux() will say what is missing
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-           "-i", str(video_path), "-map", "0:v:0", "-an", *_FALLBACK_VIDEO,
-           "-threads", "1", str(scratch)]  # fmt: skip  (one core: the decoder has the other)
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(video_path),
+        "-map",
+        "0:v:0",
+        "-an",
+        *_FALLBACK_VIDEO,
+        "-threads",
+        "1",
+        str(scratch),
+    ]  # fmt: skip  (one core: the decoder has the other)
     result = _run(cmd)
     if result.returncode != 0:
         raise ComposerError(video_path, f"ffmpeg could not re-encode: {_reason(result.stderr)}")
