@@ -43,3 +43,17 @@ TINY_MODEL = dict(arch="mixtral", hidden=32, layers=2, heads=2, kv_heads=1, expe
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random decoder saved as a checkpoint folder, for end-to-end command tests."""
+    from composer.model import ModelSpec, build_model, save_checkpoint
+    from composer.tokens import ScoreTokenizer
+
+    tok = ScoreTokenizer.named("remi-roles-v1")
+    spec = ModelSpec(**TINY_MODEL, vocab_size=len(tok), tokenizer=tok.spec.name,
+                     tokenizer_hash=tok.vocab_hash)  # fmt: skip
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(build_model(spec, seed=1), spec, path)
+    return path

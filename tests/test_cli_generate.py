@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import pytest
 import symusic
-from conftest import TINY_MODEL
 
 from composer.cli import main
-from composer.model import ModelSpec, build_model, save_checkpoint
-from composer.tokens import ScoreTokenizer
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tok = ScoreTokenizer.named("remi-roles-v1")
-    spec = ModelSpec(**TINY_MODEL, vocab_size=len(tok), tokenizer=tok.spec.name,
-                     tokenizer_hash=tok.vocab_hash)  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(build_model(spec, seed=1), spec, path)
-    return path
+def model_dir(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def run(model_dir, out, *extra):

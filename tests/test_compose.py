@@ -7,12 +7,9 @@ import json
 import numpy as np
 import pytest
 import symusic
-from conftest import TINY_MODEL
 
 from composer.cli import main
-from composer.model import ModelSpec, build_model, save_checkpoint
 from composer.pipeline import ComposeRecord
-from composer.tokens import ScoreTokenizer
 from composer.video.synthetic import Shot, cut_times, make_clip
 
 # Whole frames at 25 fps, so the cuts are exactly where cut_times says.
@@ -20,13 +17,8 @@ SHOTS = [Shot(2.2), Shot(3.12), Shot(1.72), Shot(4.6), Shot(2.4)]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    tok = ScoreTokenizer.named("remi-roles-v1")
-    spec = ModelSpec(**TINY_MODEL, vocab_size=len(tok), tokenizer=tok.spec.name,
-                     tokenizer_hash=tok.vocab_hash)  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    save_checkpoint(build_model(spec, seed=2), spec, path)
-    return path
+def model_dir(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -110,6 +110,8 @@ def _reason(stderr: str) -> str:
     return re.sub(r"^\[[^]]+ @ 0x[0-9a-f]+\]\s*", "", lines[0])
 
 
+# Every ffmpeg run: no prompts, errors only, overwrite the (temporary) output.
+_QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 # Video codecs an .mp4/.mov holds as they are (PyAV's codec names).
 _MOV_CODECS = {"h264", "hevc", "mpeg4", "av1", "mjpeg", "prores", "vp9"}
 
@@ -129,11 +131,7 @@ def picture_for(video_path: str | Path, container: str, scratch: str | Path) -> 
         return video_path  # mux() will say what is missing
     cmd = [
         ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *_QUIET,
         "-i",
         str(video_path),
         "-map",
@@ -185,11 +183,7 @@ def mux(
         def command(video_codec: list[str]) -> list[str]:
             return [
                 ffmpeg,
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
+                *_QUIET,
                 "-i",
                 str(video_path),
                 "-i",
