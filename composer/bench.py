@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from composer.config import AnalysisConfig
 from composer.video import analyze, probe_video
@@ -66,7 +69,7 @@ class GenerateBench:
     bars: int
     loop_tokens: int  # composer's decoding loop over transformers' forward
     loop_s: float
-    fast_tokens: int  # the same loop over FastDecoder (the default for Mixtral-style models)
+    fast_tokens: int  # the same loop over FastDecoder with drafts (the default for Mixtral)
     fast_s: float
     plain_tokens: int  # model.generate
     plain_s: float
@@ -87,7 +90,7 @@ class GenerateBench:
             f"composer loop, transformers forward + KV cache:           "
             f"{self.loop_tokens / self.loop_s:8.1f} tokens/s ({self.loop_tokens} in "
             f"{self.loop_s:.2f} s)",
-            f"composer loop, lean forward + static cache (default):     "
+            f"composer loop, lean forward + drafts verified (default):  "
             f"{self.fast_tokens / self.fast_s:8.1f} tokens/s ({self.fast_tokens} in "
             f"{self.fast_s:.2f} s)",
             f"plain model.generate (same processors):                   "
@@ -188,3 +191,203 @@ def bench_compose(path: str | Path, model: str | Path | None = None, seed: int =
         res = compose(path, "", Path(tmp) / "out", model=model, seed=seed)
         wall = time.perf_counter() - t0
     return ComposeBench(str(path), res.record.plan.duration.value, wall, res.record.seconds)
+
+
+@dataclass(frozen=True)
+class SearchBench:
+    pieces: int  # synthetic library entries
+    queries: int
+    latencies_ms: list[float]  # search() end to end, the query's text embedding included
+    scoring_ms: list[float]  # the same queries without the text embedding
+    build_pieces: int  # real corpus pieces indexed for the build rate
+    build_s: float
+    storage: list[tuple[str, float, float, float]]  # (format, MB, write s, open s)
+    load: float  # the machine's 1-minute load average when the benchmark started
+
+    def report(self) -> str:
+        lat, sc = np.asarray(self.latencies_ms), np.asarray(self.scoring_ms)
+        verdict = "PASS" if np.median(lat) <= SEARCH_TARGET_MS else "FAIL"
+        lines = [
+            f"library: {self.pieces} synthetic pieces; {self.queries} queries",
+            f"query latency (text embedding included): median {np.median(lat):.1f} ms, "
+            f"p95 {np.percentile(lat, 95):.1f} ms (target <= {SEARCH_TARGET_MS:.0f} ms: {verdict})",
+            f"scoring alone (no embedding): median {np.median(sc):.1f} ms, "
+            f"p95 {np.percentile(sc, 95):.1f} ms",
+            f"index build rate: {self.build_pieces / self.build_s:.2f} pieces/s "
+            f"({self.build_pieces} corpus pieces in {self.build_s:.1f} s, one process)",
+            f"load average (1 min) at the start: {self.load:.2f} on {os.cpu_count()} CPUs",
+            "storage of the same entries:",
+        ]
+        for name, mb, write, read in self.storage:
+            lines.append(f"  {name:30s} {mb:6.2f} MB  write {write * 1000:5.0f} ms  "
+                         f"open {read * 1000:5.0f} ms")  # fmt: skip
+        return "\n".join(lines)
+
+
+SEARCH_TARGET_MS = 50.0
+
+
+def bench_search(pieces: int = 20_000, queries: int = 50, build_files: int = 20, seed: int = 0):
+    """Query latency over a synthetic library, storage formats side by side, and the build
+    rate of ``index`` over the first ``build_files`` Bach chorales of music21's corpus."""
+    import tempfile
+
+    from composer.retrieve.index import index
+    from composer.retrieve.library import Library
+    from composer.retrieve.search import _embed, _lexical, parse_query, search
+    from composer.train.corpus import corpus_files
+
+    load = os.getloadavg()[0]
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = _synthetic_library(Path(tmp) / "synthetic", pieces, rng)
+        storage = _storage_bench(lib, Path(tmp))
+        lib = Library.open(lib.folder)
+        texts = [_synthetic_query(lib, rng) for _ in range(queries)]
+        search(lib, texts[0])  # loads the sentence model and builds the word index
+        latencies, scoring = [], []
+        for text in texts:
+            t0 = time.perf_counter()
+            search(lib, text)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        for text in texts:
+            vector = _embed(text)
+            t0 = time.perf_counter()
+            scores = lib.embeddings @ vector + _lexical(lib, text)
+            parse_query(text)
+            np.argpartition(-scores, 10)[:10]
+            scoring.append((time.perf_counter() - t0) * 1000)
+        files = [path for _, path in corpus_files(["bach"])[:build_files]]
+        report = index(files, Path(tmp) / "built")
+    return SearchBench(
+        pieces, queries, latencies, scoring, report.pieces_added, report.seconds, storage, load
+    )
+
+
+_SYLLABLES = ("ka", "lo", "mi", "ren", "sa", "tor", "vel", "an", "bri", "dun", "el", "fa")
+
+
+def _synthetic_library(folder: Path, n: int, rng: np.random.Generator):
+    """``n`` entries with random names, attributes, unit embeddings and feature histograms."""
+    import dataclasses
+
+    from composer.retrieve.features import FEATURE_DIM
+    from composer.retrieve.library import EMBEDDING_DIM, Library, PieceMeta
+    from composer.retrieve.text import describe
+    from composer.tokens.spec import STYLES
+
+    def word() -> str:
+        return "".join(rng.choice(_SYLLABLES, rng.integers(2, 4))).capitalize()
+
+    metas = []
+    for i in range(n):
+        meter = str(rng.choice(["4/4", "3/4", "6/8", "2/4", "2/2", "4/2"]))
+        bars = int(rng.integers(8, 120))
+        meta = PieceMeta(
+            id=f"synthetic/{i:05d}.mid", source="file", path=f"/synthetic/{i:05d}.mid", tune="",
+            title=" ".join(word() for _ in range(rng.integers(1, 5))), work="", composer=word(),
+            collection="synthetic", place="", style=str(rng.choice(STYLES)),
+            tonic=int(rng.integers(12)), mode=str(rng.choice(["major", "minor"])), meter=meter,
+            tempo=float(rng.integers(50, 180)), tempo_marked=bool(rng.random() < 0.5),
+            parts=int(rng.integers(1, 6)), programs=(), bars=bars, seconds=bars * 2.0,
+            density=float(rng.uniform(2, 30)), description="",
+        )  # fmt: skip
+        metas.append(dataclasses.replace(meta, description=describe(meta)))
+    emb = rng.standard_normal((n, EMBEDDING_DIM)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    feats = rng.random((n, FEATURE_DIM)).astype(np.float32)
+    lib = Library(folder)
+    lib.extend(metas, emb, feats)
+    lib.save()
+    return lib
+
+
+def _synthetic_query(lib, rng: np.random.Generator) -> str:
+    from composer.retrieve.text import key_words
+
+    p = lib.pieces[int(rng.integers(len(lib)))]
+    return f"{p.title}, a {p.style} piece in {key_words(p.tonic, p.mode)}, {p.meter}, {p.bars} bars"
+
+
+def _storage_bench(lib, tmp: Path) -> list[tuple[str, float, float, float]]:
+    """Write and read the same entries as npz (what the library uses), sqlite and parquet."""
+    import dataclasses
+    import json
+    import sqlite3
+
+    from composer.retrieve.library import Library, PieceMeta
+
+    tuples = ("programs", "identities")
+    out = []
+    t0 = time.perf_counter()
+    lib.save()
+    write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    Library.open(lib.folder)
+    out.append(("numpy npz + gzip JSON (used)", lib.path.stat().st_size / 1e6, write,
+                time.perf_counter() - t0))  # fmt: skip
+
+    rows = [dataclasses.astuple(p) for p in lib.pieces]
+    names = [f.name for f in dataclasses.fields(lib.pieces[0])]
+    path = tmp / "library.sqlite"
+    t0 = time.perf_counter()
+    con = sqlite3.connect(path)
+    con.execute(f"create table pieces ({', '.join(names)}, emb blob, scale real, feat blob)")
+    con.executemany(
+        f"insert into pieces values ({', '.join('?' * (len(names) + 3))})",
+        [
+            tuple(json.dumps(v) if isinstance(v, tuple) else v for v in row)
+            + (lib.emb_q[i].tobytes(), float(lib.emb_scale[i]), lib.features[i].tobytes())
+            for i, row in enumerate(rows)
+        ],
+    )
+    con.commit()
+    con.close()
+    write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    con = sqlite3.connect(path)
+    got = con.execute("select * from pieces").fetchall()
+    con.close()
+    np.frombuffer(b"".join(r[-3] for r in got), np.int8).reshape(len(got), -1)
+    np.frombuffer(b"".join(r[-1] for r in got), np.float16).reshape(len(got), -1)
+    for r in got:
+        values = dict(zip(names, r, strict=False))
+        PieceMeta(**{k: tuple(json.loads(v)) if k in tuples else v for k, v in values.items()})
+    out.append(("sqlite, one table, blobs", path.stat().st_size / 1e6, write,
+                time.perf_counter() - t0))  # fmt: skip
+    out.append(_parquet_bench(lib, names, rows, tmp / "library.parquet"))
+    return out
+
+
+def _parquet_bench(lib, names: list[str], rows: list[tuple], path: Path):
+    """The same entries as one parquet file, where pyarrow is installed (not a dependency)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return ("parquet: pyarrow not installed", float("nan"), float("nan"), float("nan"))
+    columns = {n: [list(r[i]) if isinstance(r[i], tuple) else r[i] for r in rows]
+               for i, n in enumerate(names)}  # fmt: skip
+    n = len(rows)
+    t0 = time.perf_counter()
+    table = pa.table(
+        {
+            **columns,
+            "emb": pa.FixedSizeListArray.from_arrays(
+                pa.array(lib.emb_q.ravel()), lib.emb_q.shape[1]
+            ),
+            "scale": lib.emb_scale,
+            "feat": pa.FixedSizeListArray.from_arrays(
+                pa.array(lib.features.ravel()), lib.features.shape[1]
+            ),
+        }
+    )
+    pq.write_table(table, path)
+    write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table = pq.read_table(path)
+    table.column("emb").combine_chunks().flatten().to_numpy().reshape(n, -1)
+    table.column("feat").combine_chunks().flatten().to_numpy().reshape(n, -1)
+    table.drop(["emb", "feat", "scale"]).to_pylist()
+    return (f"parquet (pyarrow {pa.__version__})", path.stat().st_size / 1e6, write,
+            time.perf_counter() - t0)  # fmt: skip

@@ -100,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    g.add_argument(
+        "--reference",
+        metavar="FILE[#N]",
+        help="prime the decoder with this piece (tune N of an ABC file): a 2-bar excerpt in "
+        "the key and meter asked, or its intensity pattern where the meter differs",
+    )
+    g.add_argument(
+        "--adapter",
+        default="auto",
+        metavar="NAME",
+        help="LoRA adapter of the model to merge in; 'auto' (default): the one named after "
+        "--style if the model has one; 'none': the base alone",
+    )
     g.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
     g.add_argument("--force", action="store_true", help="replace an existing output file")
     g.set_defaults(run=_generate)
@@ -113,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     c.add_argument("--soundfont", type=Path, metavar="SF2")
+    c.add_argument(
+        "--library",
+        type=Path,
+        metavar="DIR",
+        help="reference library (default: the music21 library shipped with composer)",
+    )
     c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     c.set_defaults(run=_compose)
 
@@ -143,7 +162,39 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--style", default="other", help="style token for the pieces in --data (default: other)"
     )
+    t.add_argument(
+        "--adapter",
+        metavar="NAME",
+        help="train a LoRA style adapter NAME from --model, saved in MODEL/adapters/NAME "
+        "(without --data, NAME is a style and the corpus' pieces of that style are used)",
+    )
+    t.add_argument("--model", type=Path, help="base checkpoint for --adapter (default: shipped)")
+    t.add_argument("--force", action="store_true", help="replace an existing adapter")
     t.set_defaults(run=_train)
+
+    ix = sub.add_parser("index", help="stage 4: add pieces to a reference library (incremental)")
+    ix.add_argument(
+        "paths",
+        type=Path,
+        nargs="*",
+        metavar="PATH",
+        help="MIDI, MusicXML, ABC or Humdrum files and folders (default: music21's corpus)",
+    )
+    ix.add_argument("--library", type=Path, help="library folder (default: the shipped one)")
+    ix.add_argument("--style", default="user", help="style family of the pieces in PATH")
+    ix.add_argument("--rebuild", action="store_true", help="start the library afresh")
+    ix.set_defaults(run=_index)
+
+    se = sub.add_parser("search", help="stage 4: find reference pieces in a library")
+    se.add_argument("query", nargs="?", default="", help='e.g. "a slow Irish air in G minor"')
+    se.add_argument("--key", help='e.g. "D minor" (overrides the query)')
+    se.add_argument("--style", help="style family, e.g. folk, chorale, fiddle")
+    se.add_argument("--meter", help="e.g. 3/4")
+    se.add_argument("--tempo", type=float, help="quarter notes per minute")
+    se.add_argument("--like", type=Path, metavar="FILE", help="a piece to sound like (features)")
+    se.add_argument("--library", type=Path, help="library folder (default: the shipped one)")
+    se.add_argument("-k", type=int, default=10, help="how many hits (default: 10)")
+    se.set_defaults(run=_search)
 
     d = sub.add_parser("doctor", help="check libfluidsynth, soundfonts and ffmpeg, with fixes")
     d.add_argument("--soundfont", type=Path, metavar="SF2")
@@ -164,6 +215,11 @@ def _parser() -> argparse.ArgumentParser:
     bc.add_argument("video", type=Path)
     bc.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     bc.set_defaults(run=_bench_compose)
+    bs = bsub.add_parser("search", help="library search latency at 20,000 pieces, build rate")
+    bs.add_argument("--pieces", type=int, default=20_000, help="synthetic library size")
+    bs.add_argument("--queries", type=int, default=50)
+    bs.add_argument("-o", "--output", type=Path, help="also write the figures to this file")
+    bs.set_defaults(run=_bench_search)
 
     e = sub.add_parser("eval", help="evaluations with acceptance tables")
     esub = e.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -193,6 +249,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     el.set_defaults(run=_eval_loss)
 
+    er = esub.add_parser("retrieval", help="held-out pieces found by a paraphrase of their own")
+    er.add_argument("--library", type=Path, help="library folder (default: the shipped one)")
+    er.add_argument("-n", "--pieces", type=int, default=200)
+    er.add_argument("--seed", type=int, default=0)
+    er.add_argument("--split", choices=("val", "test"), default="test")
+    er.add_argument("-o", "--output", type=Path, help="also write the table to this file")
+    er.set_defaults(run=_eval_retrieval)
+
+    ep = esub.add_parser(
+        "priming", help="is generation primed by a held-out piece closer to it than unprimed?"
+    )
+    ep.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    ep.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    ep.add_argument("-n", "--pieces", type=int, default=24, help="held-out references")
+    ep.add_argument("--bars", type=int, default=8, help="bars per piece (at most)")
+    ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--midi", type=Path, metavar="DIR", help="write the outputs here (MIDI)")
+    ep.add_argument("-o", "--output", type=Path, metavar="TXT", help="write the table here")
+    ep.set_defaults(run=_eval_priming)
+
+    ec = esub.add_parser(
+        "copies", help="longest runs of bars identical to a reference or any training piece"
+    )
+    ec.add_argument("paths", type=Path, nargs="+", metavar="MIDI", help="files or folders")
+    ec.add_argument(
+        "--reference", metavar="FILE[#N]", help="the files' reference (default: references.json)"
+    )
+    ec.add_argument("--cache", type=Path, default=Path(".cache/data-v1"), help="training tokens")
+    ec.add_argument("-o", "--output", type=Path, metavar="TXT", help="write the table here")
+    ec.set_defaults(run=_eval_copies)
+
+    es = esub.add_parser(
+        "styles", help="style classifier agreement with and without each style's adapter"
+    )
+    es.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    es.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    es.add_argument("-n", "--pieces", type=int, default=20, help="pieces per style and arm")
+    es.add_argument("--bars", type=int, default=8)
+    es.add_argument("--seed", type=int, default=0)
+    es.add_argument("-o", "--outdir", type=Path, help="write styles.txt and styles.json here")
+    es.set_defaults(run=_eval_styles)
+
     m = sub.add_parser("demo", help="run the pipeline on a clip it makes itself")
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
     m.set_defaults(run=_demo)
@@ -205,7 +303,7 @@ def _bar() -> tuple[ProgressFn, Callable[[], None]]:
 
     bars: dict[str, tqdm] = {}
     # Stages that count seconds of media; the others count items (files, steps, pieces).
-    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps"}
+    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps", "index": "files"}
 
     def update(stage: str, done: float, total: float | None) -> None:
         bar = bars.get(stage)
@@ -336,15 +434,21 @@ def _generate(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.force:
         raise ComposerError(args.output, "already exists (pass --force to replace it)")
     progress, close = _bar()
+    options = dict(
+        tempo=args.tempo,
+        model=args.model or DEFAULT_MODEL,
+        adapter=None if args.adapter == "none" else args.adapter,
+        overwrite=args.force,
+        progress=progress,
+    )
     try:
-        res = generate_midi(
-            req,
-            args.output,
-            tempo=args.tempo,
-            model=args.model or DEFAULT_MODEL,
-            overwrite=args.force,
-            progress=progress,
-        )
+        if args.reference:
+            from composer.retrieve.prime import generate_from_reference
+
+            res, how = generate_from_reference(req, args.reference, args.output, **options)
+            print(how.describe())
+        else:
+            res = generate_midi(req, args.output, **options)
     finally:
         close()
     b = res.best
@@ -380,16 +484,21 @@ def _compose(args: argparse.Namespace) -> int:
             seed=args.seed,
             force=args.force,
             soundfont=args.soundfont,
+            library=args.library,
             progress=progress,
         )
     finally:
         close()
     plan = res.record.plan
+    refs = res.record.references
     print(
         f"composed {plan.duration.value:.1f} s: {plan.style.value}, "
         f"{'/'.join(map(str, plan.meter.value))} at {plan.tempo.value:.0f} bpm, "
         f"{len(plan.bars)} bars, {len(plan.hit_points)} hit points"
     )
+    if refs and refs.picks:
+        print("references: " + "; ".join(f"{r.title} ({r.by})" for r in refs.picks))
+        print(f"  {refs.priming}")
     for name, path in res.files.items():
         print(f"  {name:9s} {path}")
     return 0
@@ -398,6 +507,8 @@ def _compose(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from composer.train.run import run_training
 
+    if args.adapter:
+        return _train_adapter(args)
     progress, close = _bar()
     try:
         res = run_training(
@@ -421,6 +532,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_adapter(args: argparse.Namespace) -> int:
+    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.train.adapter import train_adapter
+
+    progress, close = _bar()
+    try:
+        res = train_adapter(
+            args.adapter,
+            model=args.model or DEFAULT_MODEL,
+            data=args.data,
+            style=args.style,
+            cache=args.cache,
+            minutes=args.minutes,
+            force=args.force,
+            workers=args.workers,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(
+        f"wrote {res.path} ({res.size_bytes / 2**20:.2f} MB): {res.steps} steps in "
+        f"{res.minutes:.1f} min, validation loss {res.val_loss:.4f} nats/token "
+        f"(base {res.base_val_loss:.4f})"
+    )
+    return 0
+
+
 def _bench_generate(args: argparse.Namespace) -> int:
     from composer.bench import bench_generate
     from composer.model.checkpoint import DEFAULT_MODEL
@@ -430,6 +568,61 @@ def _bench_generate(args: argparse.Namespace) -> int:
             args.model or DEFAULT_MODEL, bars=args.bars, candidates=args.candidates
         ).report()
     )
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from composer.retrieve.index import IndexConfig, index
+    from composer.retrieve.library import DEFAULT_LIBRARY
+
+    progress, close = _bar()
+    try:
+        r = index(
+            args.paths or None,
+            args.library or DEFAULT_LIBRARY,
+            config=IndexConfig(style=args.style),
+            rebuild=args.rebuild,
+            progress=progress,
+        )
+    finally:
+        close()
+    for where, reason in r.bad:
+        print(f"skipped {where}: {reason}")
+    print(
+        f"{r.library}: {r.pieces_total} pieces ({r.size_bytes / 1e6:.1f} MB); this run: "
+        f"{r.files} files, {r.indexed} indexed, {r.unchanged} unchanged, "
+        f"{r.removed_files} gone; +{r.pieces_added} -{r.pieces_removed} pieces, "
+        f"{r.duplicates} duplicates and {len(r.bad)} bad skipped"
+    )
+    if r.pieces_added:
+        print(f"build rate: {r.rate:.2f} pieces/s ({r.pieces_added} pieces in {r.seconds:.1f} s)")
+    else:
+        print(f"nothing new to index ({r.seconds:.1f} s)")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from composer.retrieve.library import DEFAULT_LIBRARY
+    from composer.retrieve.search import parse_query, reference_features, search
+
+    try:
+        hits = search(
+            args.library or DEFAULT_LIBRARY,
+            args.query,
+            key=args.key,
+            style=args.style,
+            meter=args.meter,
+            tempo=args.tempo,
+            k=args.k,
+            features=reference_features(args.like) if args.like else None,
+        )
+    except ValueError as e:
+        raise ComposerError(None, str(e)) from None
+    notes = parse_query(args.query).notes
+    if notes:
+        print("read from the query: " + "; ".join(notes))
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:2d}. {hit.line()}")
     return 0
 
 
@@ -480,6 +673,109 @@ def _eval_loss(args: argparse.Namespace) -> int:
     finally:
         close()
     print(report.table())
+    return 0
+
+
+def _eval_priming(args: argparse.Namespace) -> int:
+    from composer.evaluate.priming import eval_priming
+    from composer.io import atomic_write_text
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    progress, close = _bar()
+    try:
+        report = eval_priming(
+            args.model or DEFAULT_MODEL,
+            cache=args.cache,
+            pieces=args.pieces,
+            bars=args.bars,
+            seed=args.seed,
+            midi_dir=args.midi,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
+    if args.output:
+        atomic_write_text(args.output, report.table() + "\n")
+    return 0
+
+
+def _eval_copies(args: argparse.Namespace) -> int:
+    from composer.evaluate.copies import eval_copies
+    from composer.io import atomic_write_text
+
+    progress, close = _bar()
+    try:
+        report = eval_copies(
+            args.paths, reference=args.reference, cache=args.cache, progress=progress
+        )
+    finally:
+        close()
+    print(report.table())
+    if args.output:
+        atomic_write_text(args.output, report.table() + "\n")
+    return 0 if report.ok else 1
+
+
+def _eval_styles(args: argparse.Namespace) -> int:
+    from composer.evaluate.styles import eval_styles
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    progress, close = _bar()
+    try:
+        report = eval_styles(
+            args.model or DEFAULT_MODEL,
+            cache=args.cache,
+            per_style=args.pieces,
+            bars=args.bars,
+            seed=args.seed,
+            out=args.outdir,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
+    return 0
+
+
+def _bench_search(args: argparse.Namespace) -> int:
+    from composer.bench import bench_search
+    from composer.io import atomic_write_text
+
+    text = bench_search(pieces=args.pieces, queries=args.queries).report()
+    print(text)
+    if args.output:
+        atomic_write_text(args.output, f"$ {_command_line()}\n{text}\n")
+    return 0
+
+
+def _command_line() -> str:
+    """The command as typed, for the head of a results file."""
+    import shlex
+
+    return shlex.join(["composer", *sys.argv[1:]])
+
+
+def _eval_retrieval(args: argparse.Namespace) -> int:
+    from composer.evaluate.retrieval import eval_retrieval
+    from composer.retrieve.library import DEFAULT_LIBRARY
+
+    progress, close = _bar()
+    try:
+        report = eval_retrieval(
+            args.library or DEFAULT_LIBRARY,
+            pieces=args.pieces,
+            seed=args.seed,
+            split=args.split,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
+    if args.output:
+        from composer.io import atomic_write_text
+
+        atomic_write_text(args.output, f"$ {_command_line()}\n{report.table()}\n")
     return 0
 
 

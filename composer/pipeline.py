@@ -1,21 +1,22 @@
 """compose(): the pipeline's stages in order, from a video and/or a text request to OUTDIR.
 
-analyse (video) -> describe (Brief) -> plan (Plan) -> generate (decoder) -> arrange -> render
--> mux. Everything is written into a temporary folder beside OUTDIR and renamed into place at
-the end, so OUTDIR is either complete or untouched.
+analyse (video) -> describe (Brief) -> plan (Plan) -> retrieve (References) -> generate
+(decoder) -> arrange -> render -> mux. Everything is written into a temporary folder beside
+OUTDIR and renamed into place at the end, so OUTDIR is either complete or untouched.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from composer.errors import ComposerError
 from composer.plan.request import PromptFacts
 from composer.progress import ProgressFn, log, no_progress
-from composer.types import Brief, Plan, VideoAnalysis, _Json
+from composer.types import Brief, Plan, References, VideoAnalysis, _Json
 
 VERSION = 1
 
@@ -29,9 +30,11 @@ class ComposeRecord(_Json):
     video: str | None
     brief: Brief | None
     plan: Plan
+    references: References | None
     seed: int
     describer: str
     model: str
+    adapter: str | None  # the style's LoRA adapter merged into the model, if it has one
     versions: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
@@ -54,20 +57,30 @@ def compose(
     seed: int = 0,
     force: bool = False,
     soundfont: str | Path | None = None,
+    library: str | Path | None = None,
     progress: ProgressFn = no_progress,
 ) -> ComposeResult:
-    """Score ``video`` (or, without one, a ``duration``-second piece) following ``prompt``."""
+    """Score ``video`` (or, without one, a ``duration``-second piece) following ``prompt``.
+
+    ``library``: the reference library searched for the plan (default: the music21 one that
+    ships with composer); the best pick in the plan's meter primes the decoder.
+    """
     from composer.describe import describe
+    from composer.model.adapters import style_adapter
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import cached_checkpoint
     from composer.plan.planner import make_plan
     from composer.plan.request import parse_prompt
+    from composer.retrieve.library import DEFAULT_LIBRARY
+    from composer.retrieve.references import find_references, prime_from
 
     out = Path(outdir)
     if out.exists() and not force:
         raise ComposerError(out, "already exists (pass --force to replace it)")
     if video is None and not prompt.strip() and duration is None:
         raise ComposerError(None, "give a video, or a prompt (with --duration) to compose")
+    analysis: VideoAnalysis | None = None
+    brief: Brief | None = None
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -77,43 +90,62 @@ def compose(
         seconds[stage] = round(now - clock, 3)
         clock = now
 
-    analysis: VideoAnalysis | None = None
-    brief: Brief | None = None
-    if video is not None:
-        from composer.video import analyze
-
-        analysis = analyze(video, progress=progress)
-        lap("analyze")
-        brief = describe(analysis, describer)
-        lap("describe")
-    facts = parse_prompt(prompt)
-    if duration is not None and video is None:
-        facts.duration = duration
-    plan = make_plan(brief, facts, analysis, seed=seed)
-    lap("plan")
-    ckpt = cached_checkpoint(model or DEFAULT_MODEL)
-    lap("load model")
-
     tmp = out.with_name(f".{out.name}.part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    # The second core's lane: ffmpeg and fluidsynth leave the GIL. A picture that video.mp4
+    # cannot hold (VP8) is re-encoded there from the start, while this thread analyses,
+    # plans and decodes.
+    lane = ThreadPoolExecutor(1)
+    # A third worker imports peft and opens the reference library while the video is
+    # analysed, then searches the library while the decoder loads.
+    aside = ThreadPoolExecutor(1)
+    opened = aside.submit(_open_library, library or DEFAULT_LIBRARY, model or DEFAULT_MODEL)
     try:
-        files = _write(tmp, ckpt, plan, analysis, video, soundfont, progress, lap)
+        picture = None
+        if video is not None:
+            from composer.render.muxer import picture_for
+            from composer.video import analyze
+
+            picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4")
+            analysis = analyze(video, progress=progress)
+            lap("analyze")
+            brief = describe(analysis, describer)
+            lap("describe")
+        facts = parse_prompt(prompt)
+        if duration is not None and video is None:
+            facts.duration = duration
+        plan = make_plan(brief, facts, analysis, seed=seed)
+        lap("plan")
+        # The plan's style chooses its LoRA adapter when the checkpoint has one (merged,
+        # cached); the library search runs meanwhile.
+        adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
+        found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
+        ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
+        lap("load model")
+        refs, req = prime_from(found.result(), request_for(plan), ckpt.tokenizer)
+        lap("retrieve")
+        files = _write(tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane,
+                       picture)  # fmt: skip
         import composer
 
         record = ComposeRecord(
             prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
-            plan=plan,
+            plan=plan, references=refs,
             seed=seed, describer=brief.describer if brief else "none",
-            model=str(model or DEFAULT_MODEL), seconds=seconds,
+            model=str(model or DEFAULT_MODEL), adapter=adapter, seconds=seconds,
             versions={"composer": composer.__version__, "plan.json": str(VERSION),
                       "tokenizer": ckpt.spec.tokenizer},
         )  # fmt: skip
         record.save(tmp / "plan.json")
+        lane.shutdown()
+        aside.shutdown()
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     except BaseException:
+        aside.shutdown(cancel_futures=True)
+        lane.shutdown(cancel_futures=True)  # ffmpeg stops writing into tmp before it goes
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = {k: out / v.name for k, v in files.items()} | {"plan": out / "plan.json"}
@@ -121,55 +153,70 @@ def compose(
     return ComposeResult(out, files, record)
 
 
-def _write(tmp, ckpt, plan, analysis, video, soundfont, progress, lap) -> dict[str, Path]:
-    from concurrent.futures import ThreadPoolExecutor
+def _open_library(folder, model):
+    """The library at ``folder``, or ``folder`` itself when it does not open (the search then
+    says why, and the music is written without references). Imports peft first when ``model``
+    has adapters: its import alone takes about 2 s, better spent beside the analysis."""
+    from composer.model.adapters import list_adapters
+    from composer.retrieve.library import Library
 
-    from composer.arrange.arranger import arrange
-    from composer.model.generate import GenerationRequest, generate
-    from composer.plan.figure import plot_plan
-    from composer.render import mux, render_midi
-    from composer.render.muxer import picture_for
+    if list_adapters(model):
+        import peft  # noqa: F401
+
+    try:
+        return Library.open(folder)
+    except (ComposerError, OSError, ValueError):
+        return folder
+
+
+def request_for(plan: Plan):
+    """The decoder's request for ``plan``: its style, key, meter and per-bar controls."""
+    from composer.model.generate import GenerationRequest
     from composer.tokens import BarControls
 
+    return GenerationRequest(
+        style=plan.style.value,
+        key=tuple(plan.key.value),
+        meter=tuple(plan.meter.value),
+        controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
+        roles=roles_for(len(plan.instruments.value)),
+        every_role_every_bar=True,
+        seed=plan.seed,
+    )
+
+
+def _write(
+    tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane, picture
+) -> dict[str, Path]:
+    """Generate, arrange and write the files into ``tmp``; sound goes to ``lane``."""
+    from composer.arrange.arranger import arrange
+    from composer.model.generate import generate
+    from composer.plan.figure import plot_plan
+    from composer.render import mux, render_midi
+
     files: dict[str, Path] = {}
-    # Two lanes on two cores: ffmpeg and fluidsynth run in the worker thread (they leave the
-    # GIL), while this thread decodes and writes the notation and the timeline.
-    with ThreadPoolExecutor(1) as lane:
-        picture = None
-        if video is not None:
-            # A picture that video.mp4 cannot hold (VP8) is re-encoded during generation.
-            picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4")
-        req = GenerationRequest(
-            style=plan.style.value,
-            key=tuple(plan.key.value),
-            meter=tuple(plan.meter.value),
-            controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
-            roles=roles_for(len(plan.instruments.value)),
-            every_role_every_bar=True,
-            seed=plan.seed,
-        )
-        result = generate(ckpt, req, progress)
-        lap("generate")
-        score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
-        files["score"] = tmp / "score.mid"
-        score.dump_midi(str(files["score"]))
-        files["audio"] = tmp / "score.wav"
-        if video is not None:
-            files["video"] = tmp / "video.mp4"
+    result = generate(ckpt, req, progress)
+    lap("generate")
+    score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
+    files["score"] = tmp / "score.mid"
+    score.dump_midi(str(files["score"]))
+    files["audio"] = tmp / "score.wav"
+    if video is not None:
+        files["video"] = tmp / "video.mp4"
 
-        def sound() -> None:
-            render_midi(files["score"], files["audio"], soundfont=soundfont)
-            if video is not None:
-                mux(picture.result(), files["audio"], files["video"])
-                (tmp / ".picture.mp4").unlink(missing_ok=True)
+    def sound() -> None:
+        render_midi(files["score"], files["audio"], soundfont=soundfont)
+        if video is not None:
+            mux(picture.result(), files["audio"], files["video"])
+            (tmp / ".picture.mp4").unlink(missing_ok=True)
 
-        audio = lane.submit(sound)
-        files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
-        files["timeline"] = tmp / "timeline.png"
-        plot_plan(plan, analysis, score, files["timeline"])
-        lap("arrange, notation, timeline")
-        audio.result()
-        lap("render and mux")
+    audio = lane.submit(sound)
+    files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
+    files["timeline"] = tmp / "timeline.png"
+    plot_plan(plan, analysis, score, files["timeline"])
+    lap("arrange, notation, timeline")
+    audio.result()
+    lap("render and mux")
     return files
 
 

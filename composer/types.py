@@ -281,6 +281,33 @@ class Plan(_Json):
     seed: int = 0
 
 
+# --- Stage 4: retrieve -----------------------------------------------------------------------
+
+
+@dataclass
+class ReferencePick(_Json):
+    """One reference piece the plan's search found, with its score and the score's parts."""
+
+    id: str  # the library's piece id (a corpus path, plus "#N" for a tune of a collection)
+    title: str
+    by: str  # composer, or the collection where none is named
+    style: str
+    key: str
+    meter: str
+    score: float
+    parts: str  # "text 0.41 + words 0.00 + attributes 0.93 (key 1.0, ...)"
+
+
+@dataclass
+class References(_Json):
+    """Stage 4's answer: the pieces shown to the user, and how the first primed the decoder."""
+
+    query: str
+    library: str
+    picks: list[ReferencePick]
+    priming: str  # what priming did, or why there was none
+
+
 # --- Stage 7: render --------------------------------------------------------------------------
 
 

@@ -65,6 +65,24 @@ def test_text_request_meets_explicit_values(model_dir, tmp_path):
     assert abs(midi.to("second").end() - 12.0) <= 0.25
 
 
+def test_plan_records_references_from_the_shipped_library(model_dir, tmp_path):
+    out = tmp_path / "refs"
+    prompt = "a lively fiddle jig in D major, 6/8, 10 seconds"
+    assert main(["compose", "--prompt", prompt, "--model", str(model_dir), "-o", str(out)]) == 0
+    refs = json.loads((out / "plan.json").read_text())["references"]
+    assert len(refs["picks"]) == 3
+    best = refs["picks"][0]
+    assert (best["style"], best["key"], best["meter"]) == ("fiddle", "D major", "6/8")
+    assert "text" in best["parts"] and "attributes" in best["parts"]
+    assert refs["priming"].startswith("primed with bars")  # a 6/8 pick gives the excerpt
+    # Without a library the music is still written, and plan.json says why nothing primed.
+    out2 = tmp_path / "nolib"
+    args = ["compose", "--prompt", prompt, "--model", str(model_dir), "-o", str(out2)]
+    assert main([*args, "--library", str(tmp_path / "missing")]) == 0
+    refs = json.loads((out2 / "plan.json").read_text())["references"]
+    assert refs["picks"] == [] and refs["priming"].startswith("no library")
+
+
 def test_outdir_is_never_clobbered(model_dir, tmp_path, capsys):
     out = tmp_path / "keep"
     out.mkdir()

@@ -152,3 +152,51 @@ def test_every_role_plays_in_every_bar_when_asked(tiny):
     for c in generate(tiny, req).candidates:
         for bar in tiny.tokenizer.bars(c.ids):
             assert {role for _, role, _ in bar["onsets"]} == {0, 2, 5}
+
+
+def test_speculative_acceptance_draws_from_the_target_distribution():
+    import torch
+
+    from composer.model.draft import accept
+
+    # One row, vocabulary of 4: the first position's distribution p, the next one's q.
+    p = torch.tensor([0.1, 0.3, 0.6, 0.0])
+    q = torch.tensor([0.25, 0.25, 0.25, 0.25])
+    probs = torch.stack([p, q])[None].expand(20000, 2, 4)
+    gen = torch.Generator().manual_seed(0)
+    kept, drawn = accept(probs, [[1]] * 20000, gen)  # draft token 1 at the first position
+    kept = torch.tensor(kept)
+    first = torch.where(kept == 1, torch.ones_like(drawn), drawn)  # the token at position 0
+    freq = torch.bincount(first, minlength=4).float() / 20000
+    assert torch.allclose(freq, p, atol=0.015)  # exactly p, whatever the draft
+    assert abs(kept.float().mean() - 0.3) < 0.015  # kept with probability p(draft)
+    after = drawn[kept == 1]  # drawn from the next position's distribution
+    assert torch.allclose(torch.bincount(after, minlength=4).float() / len(after), q, atol=0.03)
+
+
+def test_drafts_change_speed_not_validity(tiny):
+    from composer.model.generate import sample
+
+    req = GenerationRequest(
+        style="folk", key=(7, "major"), meter=(6, 8), controls=uniform_controls(3, [1, 3]),
+        candidates=3, seed=2,
+    )  # fmt: skip
+    for draft in (0, 5):
+        rows, lps, _ = sample(tiny, req, draft=draft)
+        assert all(len(tiny.tokenizer.bars(r)) == 3 for r in rows)
+        assert all(r[-1] == tiny.tokenizer.eos_id for r in rows)
+        assert sample(tiny, req, draft=draft)[0] == rows  # same seed, same tokens
+
+
+def test_rows_longer_than_the_context_slide_on(tiny):
+    from composer.model.generate import sample
+
+    # The tiny model's context is 256 tokens; 12 busy bars run well past it.
+    req = GenerationRequest(
+        style="chorale", key=(0, "major"), meter=(4, 4), controls=uniform_controls(12, [3]),
+        candidates=2, seed=1,
+    )  # fmt: skip
+    for fast in (True, False):
+        rows, _, _ = sample(tiny, req, fast=fast)
+        assert max(map(len, rows)) > tiny.spec.context
+        assert all(len(tiny.tokenizer.bars(r)) == 12 for r in rows)

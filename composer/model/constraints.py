@@ -7,7 +7,9 @@
 - ``Cadence``: the last bar keeps to the tonic triad, with the bass on the tonic.
 
 Each works on a batch of candidates and keeps its own per-row state, updated from the last token
-of ``input_ids`` at every call, so they compose in a ``LogitsProcessorList``.
+of ``input_ids`` at every call, so they compose in a ``LogitsProcessorList``. The ones that depend
+on a row's state also take explicit states (``apply(scores, states)``): a speculative step scores
+several positions of a row at once, each with the state its draft prefix leads to.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ class _Row:
     hit_pos: int | None = None  # position that must carry a hit in this bar
     hit_done: bool = True
 
+    def copy(self) -> _Row:
+        return _Row(
+            self.bar, self.expect, list(self.pending), self.pos, set(self.roles_here),
+            self.role, set(self.roles_bar), self.hit_pos, self.hit_done,
+        )  # fmt: skip
+
 
 class ScoreGrammar(LogitsProcessor):
     """REMI grammar for ``bars`` bars of ``meter`` with per-bar controls, for a batch."""
@@ -79,11 +87,14 @@ class ScoreGrammar(LogitsProcessor):
         self.mask = {kind: torch.from_numpy(k == kind) for kind in (PITCH, VELOCITY, DURATION)}
         self.rows = [_Row() for _ in range(batch)]
         self.seen = prompt_len
+        # Masks by the part of a state they depend on: a few dozen distinct ones per piece.
+        self._masks: dict[tuple, tuple[torch.Tensor, int | None]] = {}
 
     def done(self) -> list[bool]:
         return [r.expect == "done" for r in self.rows]
 
-    def _advance(self, r: _Row, token: int) -> None:
+    def advance(self, r: _Row, token: int) -> None:
+        """Update state ``r`` for ``token`` appended to its row."""
         k = self.tok.kind[token]
         if k == BAR:
             r.bar += 1
@@ -115,6 +126,26 @@ class ScoreGrammar(LogitsProcessor):
                 r.hit_done = True
         elif k in (EOS, PAD):
             r.expect = "done"
+
+    def _signature(self, r: _Row) -> tuple:
+        if r.expect == "bar":
+            return ("bar", r.bar < self.bars)
+        if r.expect == "controls":
+            return ("controls", r.pending[0])
+        if r.expect == "body":
+            may_end = self.required <= r.roles_bar
+            more = r.bar < self.bars
+            return ("body", r.pos, frozenset(r.roles_here), r.hit_pos, r.hit_done, may_end, more)
+        return (r.expect,)
+
+    def allowed(self, r: _Row) -> tuple[torch.Tensor, int | None]:
+        """Tokens allowed in state ``r`` (V,) bool, and the token when only one is."""
+        key = self._signature(r)
+        if key not in self._masks:
+            allow = self._allowed(r)
+            only = allow.nonzero().flatten()
+            self._masks[key] = (allow, int(only[0]) if len(only) == 1 else None)
+        return self._masks[key]
 
     def _allowed(self, r: _Row) -> torch.Tensor:
         tok = self.tok
@@ -156,8 +187,12 @@ class ScoreGrammar(LogitsProcessor):
         self.seen = input_ids.shape[1]
         for r, toks in zip(self.rows, new, strict=True):
             for t in toks:
-                self._advance(r, t)
-        allow = torch.stack([self._allowed(r) for r in self.rows]).to(scores.device)
+                self.advance(r, t)
+        return self.apply(scores, self.rows)
+
+    def apply(self, scores: torch.FloatTensor, states: list[_Row]) -> torch.FloatTensor:
+        """Mask ``scores`` (N, V) row by row for ``states`` (N)."""
+        allow = torch.stack([self.allowed(r)[0] for r in states]).to(scores.device)
         return scores.masked_fill(~allow, float("-inf"))
 
 
@@ -188,8 +223,12 @@ class Cadence(LogitsProcessor):
         self.off_tonic = torch.from_numpy(is_pitch & (tok.value % 12 != tonic % 12))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return self.apply(scores, self.grammar.rows)
+
+    def apply(self, scores: torch.FloatTensor, states: list[_Row]) -> torch.FloatTensor:
+        """Ban off-cadence pitches in ``scores`` (N, V) for grammar ``states`` (N)."""
         g = self.grammar
-        for i, r in enumerate(g.rows):
+        for i, r in enumerate(states):
             if r.bar == g.bars and r.expect == "pitch":
                 banned = self.off_tonic if r.role == self.bass else self.off_triad
                 scores[i] = scores[i].masked_fill(banned.to(scores.device), float("-inf"))

@@ -82,10 +82,17 @@ class FastDecoder:
         shape = (len(self.layers), batch, nkv, max_len, d)
         self.k_cache = torch.zeros(shape)
         self.v_cache = torch.zeros(shape)
-        self.length = 0
+        self.max_len = max_len
+        # Tokens held per row: rows may hold different numbers after speculative steps, whose
+        # rejected tail stays in the cache as junk that the next write overwrites.
+        self.lengths = torch.zeros(batch, dtype=torch.long)
 
     def reset(self) -> None:
-        self.length = 0
+        self.lengths.zero_()
+
+    def rewind(self, lengths: torch.Tensor) -> None:
+        """Keep only the first ``lengths[b]`` cached tokens of each row (B,)."""
+        self.lengths = lengths.clone()
 
     def _experts(self, x: torch.Tensor, layer: dict) -> torch.Tensor:
         """x: (N, H) -> (N, H): the router's top-k experts, renormalised, as Mixtral does."""
@@ -99,27 +106,35 @@ class FastDecoder:
         return torch.einsum("ne,enh->nh", weights, y)
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Append ``ids`` (B, T) to every row; return the last position's logits (B, V)."""
+    def forward_all(self, ids: torch.Tensor) -> torch.Tensor:
+        """Append ``ids`` (B, T) to every row; return the logits of every new position (B, T, V).
+
+        Row b's tokens go to positions ``lengths[b]`` onwards, so rows of different lengths
+        (after a speculative step) share one call.
+        """
         b, t = ids.shape
-        start, end = self.length, self.length + t
-        rot = self.rot[start:end]  # (T, d/2) complex
+        lengths = self.lengths[:b]
+        pos = lengths[:, None] + torch.arange(t)  # (B, T) absolute positions
+        end = int(pos.max()) + 1
+        rot = self.rot[pos]  # (B, T, d/2) complex
         h = self.embed[ids]  # (B, T, H)
         d, nh, nkv = self.head_dim, self.heads, self.kv_heads
+        rows = torch.arange(b)[:, None].expand(b, t)
         mask = None
-        if t > 1:  # causal over the new positions, everything before visible
-            mask = torch.ones(t, end, dtype=torch.bool).tril(diagonal=start)
+        if t > 1 or bool((lengths != lengths[0]).any()):
+            # Row b's query at t sees its own positions up to pos[b, t]; junk past a row's end
+            # (a rejected draft, or another row's longer run) stays hidden.
+            mask = (torch.arange(end)[None, None] <= pos[:, :, None])[:, None]  # (B, 1, T, end)
         for i, layer in enumerate(self.layers):
             x = F.rms_norm(h, (h.shape[-1],), layer["in_norm"], self.eps)
             a = (x.to(self.dtype) @ layer["qkv"]).float()  # (B, T, (nh + 2 nkv) d)
             qk = torch.view_as_complex(a[..., : (nh + nkv) * d].reshape(b, t, nh + nkv, d // 2, 2))
-            qk = torch.view_as_real(qk * rot[:, None]).view(b, t, nh + nkv, d).transpose(1, 2)
-            self.k_cache[i, :b, :, start:end] = qk[:, nh:]
-            self.v_cache[i, :b, :, start:end] = (
-                a[..., (nh + nkv) * d :].view(b, t, nkv, d).transpose(1, 2)
-            )
+            qk = torch.view_as_real(qk * rot[:, :, None]).view(b, t, nh + nkv, d)
+            # Advanced indices around a slice: the cache slots read as (B, T, nkv, d).
+            self.k_cache[i][rows, :, pos] = qk[:, :, nh:]
+            self.v_cache[i][rows, :, pos] = a[..., (nh + nkv) * d :].view(b, t, nkv, d)
             o = F.scaled_dot_product_attention(
-                qk[:, :nh],
+                qk[:, :, :nh].transpose(1, 2),
                 self.k_cache[i, :b, :, :end],
                 self.v_cache[i, :b, :, :end],
                 attn_mask=mask,
@@ -129,6 +144,10 @@ class FastDecoder:
             h = h + (o @ layer["o"]).float()
             x = F.rms_norm(h, (h.shape[-1],), layer["post_norm"], self.eps).view(b * t, -1)
             h = h + self._experts(x, layer).view(b, t, -1)
-        self.length = end
-        x = F.rms_norm(h[:, -1], (h.shape[-1],), self.final_norm, self.eps)
+        self.lengths[:b] += t
+        x = F.rms_norm(h, (h.shape[-1],), self.final_norm, self.eps)
         return (x.to(self.dtype) @ self.lm_head).float()
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Append ``ids`` (B, T) to every row; return the last position's logits (B, V)."""
+        return self.forward_all(ids)[:, -1]

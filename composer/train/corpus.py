@@ -260,6 +260,32 @@ def iter_files(
     progress("corpus", len(files), len(files))
 
 
+def parse_file(
+    path: Path,
+    rel: str,
+    collection: str,
+    style: str = USER_STYLE,
+    seen: dict[str, str] | None = None,
+    *,
+    expand_repeats: bool = True,
+) -> list[CorpusPiece | SkippedPiece]:
+    """The pieces of one file (MIDI or score) as ``iter_corpus`` and ``iter_files`` make them.
+
+    ``seen`` maps identities (:func:`piece_identities`) to piece ids: pieces found there come
+    back skipped as duplicates, and the new ones are added. None: no duplicate check.
+    """
+    if path.suffix.lower() in _MIDI:
+        items = [_midi_piece(path, rel, collection, style)]
+    else:
+        items = list(_pieces_of_file(path, rel, collection, style, expand_repeats))
+    return items if seen is None else [_unless_duplicate(item, seen) for item in items]
+
+
+def piece_identities(piece: CorpusPiece) -> list[str]:
+    """The keys under which a later piece counts as a duplicate of this one."""
+    return _identities(piece)
+
+
 def split_of(piece_id: str, seed: int = 0, val: float = 0.05, test: float = 0.05) -> str:
     """The split a piece belongs to ("train", "val" or "test"), fixed by a hash of (seed, id)."""
     digest = hashlib.sha256(f"{seed}\0{piece_id}".encode()).digest()

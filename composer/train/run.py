@@ -14,6 +14,37 @@ from composer.train.data import TokenCache, build_cache
 from composer.train.trainer import TrainConfig, TrainResult, train
 
 
+def load_data(
+    data: list[Path] | None,
+    style: str,
+    cache: Path,
+    tok: ScoreTokenizer,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    progress: ProgressFn = no_progress,
+) -> TokenCache:
+    """The token cache of ``data`` folders (their pieces take ``style``) or, without them, of
+    the music21 corpus at ``cache``; built first when missing."""
+    if data:
+        for folder in data:
+            if not folder.exists():
+                raise ComposerError(folder, "no such folder")
+        names = [str(p.resolve()) for p in data] + [style]
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        cache = cache.with_name(f"data-user-{digest[:10]}")
+    if not (cache / "pieces.json").exists():
+        from composer.train.corpus import iter_corpus, iter_files
+
+        pieces = (
+            iter_files(data, style=style)
+            if data
+            else iter_corpus(progress=progress, workers=workers)
+        )
+        build_cache(pieces, tok, cache, seed=seed, progress=progress)
+    return TokenCache.load(cache, tok)
+
+
 def run_training(
     data: list[Path] | None = None,
     config: Path | None = None,
@@ -44,24 +75,11 @@ def run_training(
             None, f"unknown style {style!r}; valid styles: " + ", ".join(tok.spec.styles)
         )
     if data:
-        for folder in data:
-            if not folder.exists():
-                raise ComposerError(folder, "no such folder")
-        names = [str(p.resolve()) for p in data] + [style]
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
-        cache = cache.with_name(f"data-user-{digest[:10]}")
         out = out or MODELS_DIR / data[0].resolve().name
     out = out or DEFAULT_MODEL
-    if not (cache / "pieces.json").exists():
-        from composer.train.corpus import iter_corpus, iter_files
-
-        pieces = (
-            iter_files(data, style=style)
-            if data
-            else iter_corpus(progress=progress, workers=workers)
-        )
-        build_cache(pieces, tok, cache, seed=cfg.seed, progress=progress)
-    data_cache = TokenCache.load(cache, tok)
+    data_cache = load_data(
+        data, style, cache, tok, seed=cfg.seed, workers=workers, progress=progress
+    )
     result = train(data_cache, tok, cfg, out, resume=resume, progress=progress)
     command = ["composer train"]
     if data:

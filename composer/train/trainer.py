@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +97,15 @@ def train(
     *,
     resume: bool = False,
     progress: ProgressFn = no_progress,
+    model: torch.nn.Module | None = None,
+    save: Callable[[torch.nn.Module, dict], None] | None = None,
 ) -> TrainResult:
-    """Train a decoder on ``cache`` and save the checkpoint folder ``out``."""
+    """Train a decoder on ``cache`` and save the checkpoint folder ``out``.
+
+    ``model`` replaces the fresh one (a peft-wrapped base: only its trainable parameters are
+    optimised), and ``save(model, info)`` replaces writing a checkpoint to ``out`` (the
+    resumable state still goes beside ``out``).
+    """
     from accelerate import Accelerator
 
     out = Path(out)
@@ -114,10 +122,11 @@ def train(
         cpu=not torch.cuda.is_available(),
     )
     torch.manual_seed(config.seed)
-    model = build_model(spec, seed=config.seed)
+    model = build_model(spec, seed=config.seed) if model is None else model
     log.info("model: %s, %.2fM parameters", spec.arch, count_parameters(model) / 1e6)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in params if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in params if not (p.ndim >= 2 and "norm" not in n)]
     opt = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
@@ -223,7 +232,10 @@ def train(
             "skipped": len(cache.manifest.skipped),
         },
     }
-    save_checkpoint(acc.unwrap_model(model), spec, out, info=info)
+    if save is None:
+        save_checkpoint(acc.unwrap_model(model), spec, out, info=info)
+    else:
+        save(acc.unwrap_model(model), info)
     save_state()
     return TrainResult(
         out,

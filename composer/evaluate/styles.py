@@ -1,0 +1,257 @@
+"""``composer eval styles``: does a style adapter make the music sound like its style?
+
+A style classifier (multinomial logistic regression over symbolic features, trained on 8-bar
+excerpts of the held-out pieces: evals/style_classifier/) names the style of each generated
+piece. Per style, the same plans (held-out pieces' opening controls and meter, a seeded random
+key) are generated with the style's adapter merged and with the base alone; the table gives
+how often the classifier hears the requested style in each case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from composer.errors import ComposerError
+from composer.evaluate.metrics import measure, notes_of
+from composer.io import atomic_write_text
+from composer.model.checkpoint import DEFAULT_MODEL
+from composer.progress import ProgressFn, log, no_progress
+from composer.tokens import BarControls, ScoreTokenizer
+from composer.train.data import HEADER, TokenCache
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSIFIER = ROOT / "evals" / "style_classifier" / "classifier.json"
+TARGET = 0.80  # agreement with the requested style, with the adapter
+
+
+def excerpt_features(tok: ScoreTokenizer, ids: list[int] | np.ndarray) -> np.ndarray:
+    """(FEATURE_DIM + 4,) float32: the retrieval features of the decoded excerpt and its four
+    MusPy metrics. The header (style and key tokens) is never read: only the notes are."""
+    from composer.retrieve.features import symbolic_features
+
+    body = [int(i) for i in ids]
+    score = tok.decode(body)
+    metrics = measure(notes_of(tok, body))
+    return np.concatenate(
+        [symbolic_features(score), np.array(list(metrics.values()), np.float32)]
+    ).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StyleClassifier:
+    """Standardised features -> softmax over ``styles``. Plain numbers, read with numpy."""
+
+    styles: tuple[str, ...]
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    coef: np.ndarray  # (C, F)
+    intercept: np.ndarray  # (C,)
+    info: dict = field(default_factory=dict, compare=False)
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(N, C) class probabilities for (N, F) features."""
+        z = (np.atleast_2d(features) - self.mean) / self.scale
+        logits = z @ self.coef.T + self.intercept
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, features: np.ndarray) -> list[str]:
+        return [self.styles[i] for i in self.probabilities(features).argmax(1)]
+
+    def save(self, path: Path) -> None:
+        data = {
+            "styles": list(self.styles),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+            "info": self.info,
+        }
+        atomic_write_text(path, json.dumps(data) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = CLASSIFIER) -> StyleClassifier:
+        try:
+            d = json.loads(Path(path).read_text())
+            out = cls(
+                tuple(d["styles"]),
+                np.asarray(d["mean"], np.float64),
+                np.asarray(d["scale"], np.float64),
+                np.asarray(d["coef"], np.float64),
+                np.asarray(d["intercept"], np.float64),
+                d.get("info", {}),
+            )
+        except FileNotFoundError:
+            raise ComposerError(
+                path, "no style classifier (train it: evals/style_classifier/train.py)"
+            ) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise ComposerError(path, f"corrupt style classifier ({e})") from None
+        c, f = len(out.styles), len(out.mean)
+        if out.coef.shape != (c, f) or out.intercept.shape != (c,) or out.scale.shape != (f,):
+            raise ComposerError(path, "corrupt style classifier (shapes do not agree)")
+        return out
+
+
+def held_out_excerpts(
+    cache: TokenCache,
+    split: str,
+    bars: int = 8,
+    per_piece: int = 4,
+    per_style: int = 32,
+    seed: int = 0,
+) -> list[tuple[str, str, np.ndarray]]:
+    """(style, piece id, ids) excerpts of ``bars`` bars from each piece of ``split``, at random
+    bar lines (seeded), header included: up to ``per_piece`` per piece, more where a style has
+    so few pieces that it would give fewer than ``per_style`` (medieval: 2 long pieces)."""
+    rng = np.random.default_rng(seed)
+    pieces = cache.split(split)
+    count = Counter(p.style for p in pieces)
+    out = []
+    for p in pieces:
+        ids = cache.ids(p)
+        starts = [b for i, b in enumerate(p.bars) if i + bars <= len(p.bars)]
+        if not starts:
+            continue
+        n = max(per_piece, -(-per_style // count[p.style]))
+        for s in sorted(rng.choice(starts, min(n, len(starts)), replace=False)):
+            i = p.bars.index(int(s))
+            end = p.bars[i + bars] if i + bars < len(p.bars) else p.length
+            out.append((p.style, p.id, np.concatenate([ids[:HEADER], ids[s:end]])))
+    return out
+
+
+def opening_plan(tok: ScoreTokenizer, ids: np.ndarray, bars: int):
+    """(meter, controls) of a piece's first ``bars`` bars, or None when its meter changes
+    inside them (or is unknown)."""
+    info = tok.bars(ids[HEADER:].tolist())[:bars]
+    if len(info) < bars or info[0]["meter"] is None:
+        return None
+    if any(b["meter"] not in (None, info[0]["meter"]) for b in info):
+        return None
+    controls = tuple(
+        BarControls(intensity=b["intensity"] or 0, hit=b["hit"], section=b["section"]) for b in info
+    )
+    return info[0]["meter"], controls
+
+
+@dataclass
+class StyleAgreement:
+    style: str
+    adapter: str
+    pieces: int
+    with_adapter: float  # share classified as ``style``
+    without_adapter: float
+    heard_with: dict[str, int]  # classifier's answers with the adapter
+    heard_without: dict[str, int]
+
+
+@dataclass
+class StylesEval:
+    model: str
+    bars: int
+    rows: list[StyleAgreement]
+    classifier: dict  # the classifier's own held-out figures
+
+    def table(self) -> str:
+        lines = [
+            f"model {self.model}: {self.bars}-bar pieces; classifier agreement with the "
+            f"requested style (target >= {TARGET:.0%} with the adapter, and above without)",
+            f"classifier: {self.classifier.get('summary', '')}",
+            "",
+            f"{'style':12s} {'n':>3s} {'adapter':>8s} {'base':>6s}   heard with adapter / base",
+        ]
+        for r in self.rows:
+            mark = "" if r.with_adapter >= TARGET and r.with_adapter > r.without_adapter else "!"
+            lines.append(
+                f"{r.style:12s} {r.pieces:3d} {r.with_adapter:8.0%} {r.without_adapter:6.0%}"
+                f"{mark:1s}"
+                f"  {_counts(r.heard_with)} / {_counts(r.heard_without)}"
+            )
+        if self.rows:
+            w = float(np.mean([r.with_adapter for r in self.rows]))
+            b = float(np.mean([r.without_adapter for r in self.rows]))
+            lines.append(f"{'mean':12s} {'':3s} {w:8.0%} {b:6.0%}   ('!' marks a miss)")
+        return "\n".join(lines)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {"model": self.model, "bars": self.bars, "classifier": self.classifier,
+                "rows": [asdict(r) for r in self.rows]}  # fmt: skip
+        atomic_write_text(folder / "styles.json", json.dumps(data, indent=2) + "\n")
+        atomic_write_text(folder / "styles.txt", self.table() + "\n")
+
+
+def _counts(heard: dict[str, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(heard.items(), key=lambda kv: -kv[1]))
+
+
+def eval_styles(
+    model: str | Path = DEFAULT_MODEL,
+    cache: str | Path = Path(".cache/data-v1"),
+    per_style: int = 20,
+    bars: int = 8,
+    seed: int = 0,
+    candidates: int = 4,
+    classifier: Path = CLASSIFIER,
+    out: Path | None = None,
+    progress: ProgressFn = no_progress,
+) -> StylesEval:
+    """Generate ``per_style`` pieces per adapted style with and without its adapter and
+    classify them (see the module docstring)."""
+    from composer.model.adapters import list_adapters
+    from composer.model.generate import GenerationRequest, cached_checkpoint, generate
+
+    clf = StyleClassifier.load(classifier)
+    base = cached_checkpoint(model)
+    tok = base.tokenizer
+    data = TokenCache.load(cache, tok)
+    styles = [s for s in clf.styles if s in list_adapters(model)]
+    if not styles:
+        raise ComposerError(
+            Path(model), "no adapter for any style the classifier knows (composer train --adapter)"
+        )
+    rng = np.random.default_rng(seed)
+    keys = [(pc, "major") for pc in range(12)] + [(pc, "minor") for pc in range(12)]
+    total, done = len(styles) * per_style * 2, 0
+    rows = []
+    for style in styles:
+        held = [p for p in data.pieces if p.style == style and p.split in ("test", "val")]
+        plans = [pl for p in held if (pl := opening_plan(tok, data.ids(p), bars)) is not None]
+        if not plans:
+            log.warning("no held-out %s piece has %d bars in one meter: skipped", style, bars)
+            continue
+        heard: dict[bool, list[str]] = {True: [], False: []}
+        for i in range(per_style):
+            meter, controls = plans[i % len(plans)]
+            req = GenerationRequest(
+                style=style, key=keys[int(rng.integers(len(keys)))], meter=meter,
+                controls=controls, seed=int(rng.integers(2**31)), candidates=candidates,
+            )  # fmt: skip
+            for adapted in (True, False):
+                ckpt = cached_checkpoint(model, style if adapted else None)
+                ids = generate(ckpt, req).best.ids
+                heard[adapted].append(clf.predict(excerpt_features(tok, ids))[0])
+                done += 1
+                progress("eval styles", done, total)
+        rows.append(
+            StyleAgreement(
+                style, style, per_style,
+                float(np.mean([h == style for h in heard[True]])),
+                float(np.mean([h == style for h in heard[False]])),
+                {s: heard[True].count(s) for s in set(heard[True])},
+                {s: heard[False].count(s) for s in set(heard[False])},
+            )
+        )  # fmt: skip
+        log.info("%s: %.0f%% with adapter, %.0f%% without", style,
+                 100 * rows[-1].with_adapter, 100 * rows[-1].without_adapter)  # fmt: skip
+    report = StylesEval(str(model), bars, rows, clf.info)
+    if out:
+        report.save(out)
+    return report

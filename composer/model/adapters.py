@@ -1,0 +1,184 @@
+"""Style adapters: peft LoRA adapters over the decoder, merged before decoding.
+
+An adapter is a folder beside its base checkpoint, ``<model>/adapters/<name>/``, holding what
+peft's ``save_pretrained`` writes (``adapter_config.json``, ``adapter_model.safetensors``) and
+``adapter.json`` (the AdapterConfig, the base's tokenizer hash, and the training figures).
+LoRA reaches attention through ``target_modules`` and the fused expert tensors (transformers 5:
+``mlp.experts.gate_up_proj`` (E, 2I, H), ``mlp.experts.down_proj`` (E, H, I)) through
+``target_parameters``. Decoding uses the merged weights (``merge_and_unload``): an unmerged
+expert LoRA re-runs its low-rank products at every step, and a merged model is a plain
+transformers model that the lean decoder reads unchanged. Merged checkpoints are cached in
+memory per (base, adapter), so a style's adapter is merged once per process.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from composer.errors import ComposerError
+from composer.io import atomic_write_text
+from composer.model.checkpoint import Checkpoint
+from composer.progress import log
+
+ADAPTERS_DIR = "adapters"
+ADAPTER_META = "adapter.json"
+MAX_ADAPTER_BYTES = 4 * 1024 * 1024
+AUTO = "auto"  # as an adapter name: the one named after the requested style, if any
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """LoRA shape: rank and scale, and the attention modules and expert tensors it adapts.
+
+    Rank 8 on all six targets of the shipped model is 651k parameters: 2.6 MB as float32.
+    """
+
+    rank: int = 8
+    alpha: int = 16
+    attention: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    experts: tuple[str, ...] = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj")
+
+    def lora(self):
+        """The peft ``LoraConfig`` (dropout 0: peft's parameter LoRA does not support it)."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=0.0,
+            target_modules=list(self.attention),
+            target_parameters=list(self.experts),
+            task_type="CAUSAL_LM",
+        )
+
+
+def adapter_path(model: str | Path, name: str) -> Path:
+    """Where adapter ``name`` of the checkpoint folder ``model`` lives."""
+    if not _NAME.match(name) or name in (AUTO, "none"):
+        raise ComposerError(
+            None, f"bad adapter name {name!r}: use letters, digits, '_', '-' or '.'"
+        )
+    return Path(model) / ADAPTERS_DIR / name
+
+
+def list_adapters(model: str | Path) -> list[str]:
+    """Names of the adapters saved beside the checkpoint ``model``."""
+    folder = Path(model) / ADAPTERS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / ADAPTER_META).exists())
+
+
+def style_adapter(model: str | Path, style: str) -> str | None:
+    """The adapter named after ``style`` when the checkpoint has one, else None."""
+    return style if style in list_adapters(model) else None
+
+
+def wrap_for_training(base: Checkpoint, config: AdapterConfig, seed: int = 0):
+    """A peft model over a copy of ``base.model`` with fresh LoRA weights (B = 0: starts as
+    the base); only the LoRA weights require gradients."""
+    from peft import get_peft_model
+
+    torch.manual_seed(seed)  # lora_A's initialisation
+    model = copy.deepcopy(base.model).float()
+    return get_peft_model(model, config.lora())
+
+
+def save_adapter(peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict):
+    """Write the adapter folder atomically (``<folder>.part`` then rename); refuse > 4 MB."""
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        # The base is the folder the adapter sits in; peft would record this machine's path.
+        for cfg in peft_model.peft_config.values():
+            cfg.base_model_name_or_path = folder.parent.parent.name
+        peft_model.save_pretrained(tmp)
+        size = sum(f.stat().st_size for f in tmp.iterdir())
+        if size > MAX_ADAPTER_BYTES:
+            raise ComposerError(
+                folder, f"adapter is {size / 2**20:.1f} MB, over the 4 MB limit (lower the rank)"
+            )
+        meta = {
+            "config": dataclasses.asdict(config),
+            "base_tokenizer_hash": base.spec.tokenizer_hash,
+            "info": info,
+        }
+        atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_meta(folder: Path) -> dict:
+    """``adapter.json`` of an adapter folder, or a one-line ComposerError."""
+    if not folder.is_dir():
+        raise ComposerError(folder, "no such adapter (train one with 'composer train --adapter')")
+    try:
+        meta = json.loads((folder / ADAPTER_META).read_text())
+        AdapterConfig(**{k: tuple(v) if isinstance(v, list) else v
+                         for k, v in meta["config"].items()})  # fmt: skip
+    except FileNotFoundError:
+        raise ComposerError(folder, f"not a composer adapter (no {ADAPTER_META})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ComposerError(folder / ADAPTER_META, f"corrupt adapter metadata ({e})") from None
+    return meta
+
+
+def merge_adapter(base: Checkpoint, folder: str | Path) -> Checkpoint:
+    """A new Checkpoint whose model is ``base.model`` with the adapter at ``folder`` merged in.
+
+    ``base`` is left unchanged (its model is copied first).
+    """
+    from peft import PeftModel
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        if not (folder / name).exists():
+            # Checked here: peft would take a folder without them for a Hub repository name.
+            raise ComposerError(folder, f"incomplete adapter (no {name})")
+    if meta.get("base_tokenizer_hash") != base.spec.tokenizer_hash:
+        raise ComposerError(
+            folder, "adapter was trained on a checkpoint with another tokenizer; retrain it"
+        )
+    model = copy.deepcopy(base.model)
+    try:
+        peft_model = PeftModel.from_pretrained(model, folder)
+        merged = peft_model.merge_and_unload()
+    except Exception as e:  # safetensors/peft raise many types for a damaged or foreign file
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ComposerError(folder, f"corrupt or mismatched adapter weights ({msg})") from None
+    merged.eval()
+    info = {**base.info, "adapter": folder.name}
+    return Checkpoint(model=merged, spec=base.spec, tokenizer=base.tokenizer, info=info)
+
+
+_MERGED: dict[tuple[str, str], Checkpoint] = {}
+
+
+def cached_adapter(base: Checkpoint, model: str | Path, name: str) -> Checkpoint:
+    """``base`` (loaded from ``model``) with adapter ``name`` merged, merged once per process."""
+    key = (str(Path(model).resolve()), name)
+    if key not in _MERGED:
+        _MERGED[key] = merge_adapter(base, adapter_path(model, name))
+        log.info("merged adapter %s into %s", name, model)
+    return _MERGED[key]
+
+
+def forget_adapters() -> None:
+    """Drop the merged checkpoints."""
+    _MERGED.clear()

@@ -1,0 +1,165 @@
+"""LoRA style adapters on the tiny decoder: train, save, merge, cache, choose by style, errors."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import numpy as np
+import pytest
+import symusic
+import torch
+
+from composer.cli import main
+from composer.errors import ComposerError
+from composer.model import adapters as ad
+from composer.model import load_checkpoint
+from composer.model.checkpoint import DEFAULT_MODEL
+from composer.model.generate import (
+    GenerationRequest,
+    cached_checkpoint,
+    forget_checkpoints,
+    generate_midi,
+    uniform_controls,
+)
+from composer.train.adapter import AdapterTrainConfig, train_adapter
+from composer.train.trainer import TrainConfig
+
+TPQ = 480
+
+
+def write_midi_folder(folder, n: int = 24) -> None:
+    """``n`` two-voice 8-bar pieces in 3/4 as MIDI files: a user's own folder."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        s = symusic.Score(TPQ)
+        s.time_signatures.append(symusic.TimeSignature(0, 3, 4))
+        mel, bass = symusic.Track("melody", 0, False), symusic.Track("bass", 32, False)
+        for b in range(8):
+            for beat in range(3):
+                t = (b * 3 + beat) * TPQ
+                mel.notes.append(symusic.Note(t, TPQ, 62 + int(rng.choice([0, 2, 4, 5, 7])), 80))
+            bass.notes.append(symusic.Note(b * 3 * TPQ, 3 * TPQ, 38, 80))
+        s.tracks.extend([mel, bass])
+        s.dump_midi(str(folder / f"tune{i:02d}.mid"))
+
+
+@pytest.fixture(scope="module")
+def base(tiny_checkpoint, tmp_path_factory):
+    """A copy of the tiny checkpoint (adapters are written inside it) and its trained adapter."""
+    root = tmp_path_factory.mktemp("adapters")
+    model = root / "tiny"
+    shutil.copytree(tiny_checkpoint, model)
+    write_midi_folder(root / "tunes")
+    # 16 x 256 tokens per step is more than the folder's training tokens: one step per epoch.
+    config = AdapterTrainConfig(
+        train=TrainConfig(seq_len=256, batch_size=16, lr=1e-2, warmup_steps=1, epochs=2.0)
+    )
+    result = train_adapter(
+        "folk", model=model, data=[root / "tunes"], style="folk", cache=root / "cache",
+        config=config,
+    )  # fmt: skip
+    return model, result
+
+
+def test_adapter_trained_and_saved_small(base):
+    model, result = base
+    assert result.steps == 2
+    assert result.path == model / "adapters" / "folk"
+    files = {f.name for f in result.path.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "adapter.json"} <= files
+    assert 0 < result.size_bytes <= ad.MAX_ADAPTER_BYTES
+    meta = ad.read_meta(result.path)
+    assert meta["config"]["rank"] == ad.AdapterConfig().rank
+    assert meta["info"]["steps"] == 2 and meta["info"]["style"] == "folk"
+    assert ad.list_adapters(model) == ["folk"]
+    assert ad.style_adapter(model, "folk") == "folk" and ad.style_adapter(model, "piano") is None
+
+
+def test_merged_logits_equal_unmerged_and_differ_from_base(base):
+    from peft import PeftModel
+
+    model, result = base
+    ckpt = load_checkpoint(model)
+    merged = ad.merge_adapter(ckpt, result.path)
+    peft_model = PeftModel.from_pretrained(copy.deepcopy(ckpt.model), result.path).eval()
+    ids = torch.tensor([ckpt.tokenizer.header("folk", (2, "major")) + [ckpt.tokenizer.bar_id]])
+    with torch.no_grad():
+        plain = ckpt.model(input_ids=ids).logits
+        unmerged = peft_model(input_ids=ids).logits
+        fused = merged.model(input_ids=ids).logits
+    assert (fused - plain).abs().max() > 1e-3  # the adapter changed the model
+    torch.testing.assert_close(fused, unmerged, atol=1e-4, rtol=1e-4)
+    # The base checkpoint is left as it was.
+    torch.testing.assert_close(ckpt.model(input_ids=ids).logits, plain)
+    # Every LoRA target is trained: the expert tensors as well as attention.
+    names = [n for n, p in peft_model.named_parameters() if "lora_B" in n and p.abs().sum() > 0]
+    assert any("experts" in n for n in names) and any("q_proj" in n for n in names)
+
+
+def test_cache_merges_once_per_style(base):
+    model, _ = base
+    forget_checkpoints()
+    first = cached_checkpoint(model, "folk")
+    assert cached_checkpoint(model, "folk") is first
+    assert cached_checkpoint(model) is not first
+    assert first.info["adapter"] == "folk"
+
+
+def test_style_chooses_adapter_on_generate(base, tmp_path):
+    model, _ = base
+    forget_checkpoints()
+    req = GenerationRequest(
+        style="folk", key=(2, "major"), meter=(3, 4), controls=uniform_controls(2), candidates=1
+    )
+    generate_midi(req, tmp_path / "a.mid", model=model)
+    assert (str(model.resolve()), "folk") in ad._MERGED
+    forget_checkpoints()
+    generate_midi(req, tmp_path / "b.mid", model=model, adapter=None)
+    assert not ad._MERGED
+    assert symusic.Score(str(tmp_path / "a.mid")).note_num() > 0
+
+
+def test_corrupt_adapter_is_one_clear_line(base, capsys):
+    model, result = base
+    broken = model / "adapters" / "broken"
+    shutil.copytree(result.path, broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ComposerError, match="corrupt or mismatched adapter weights"):
+        ad.merge_adapter(load_checkpoint(model), broken)
+    forget_checkpoints()
+    code = main(["generate", "--model", str(model), "--adapter", "broken", "--bars", "2",
+                 "-o", str(model.parent / "x.mid")])  # fmt: skip
+    # transformers draws its own weight-loading bar on stderr; the error is one line.
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert code == 1 and len(errors) == 1
+    assert errors[0].startswith("composer: error: ") and "adapters/broken" in errors[0]
+    assert not (model.parent / "x.mid").exists()
+    shutil.rmtree(broken)
+
+
+def test_missing_adapter_and_bad_names(base, capsys):
+    model, _ = base
+    with pytest.raises(ComposerError, match="no such adapter"):
+        ad.merge_adapter(load_checkpoint(model), ad.adapter_path(model, "nothing"))
+    with pytest.raises(ComposerError, match="bad adapter name"):
+        ad.adapter_path(model, "../escape")
+    # Not a style and no --data: nothing to train on.
+    code = main(["train", "--adapter", "mood", "--model", str(model)])
+    assert code == 1 and "give --data" in capsys.readouterr().err
+    # An existing adapter is not replaced without --force.
+    code = main(["train", "--adapter", "folk", "--model", str(model)])
+    assert code == 1 and "--force" in capsys.readouterr().err
+
+
+def test_shipped_adapters_fit_the_limit():
+    names = ad.list_adapters(DEFAULT_MODEL)
+    if not names:
+        pytest.skip(f"no adapters trained beside {DEFAULT_MODEL}")
+    for name in names:
+        folder = ad.adapter_path(DEFAULT_MODEL, name)
+        assert sum(f.stat().st_size for f in folder.iterdir()) <= ad.MAX_ADAPTER_BYTES
+        info = ad.read_meta(folder)["info"]
+        # Each shipped style adapter lowers its style's validation loss below the base's.
+        assert info["history"][-1]["val_loss"] < info["base_val_loss"], name
