@@ -18,6 +18,7 @@ import dataclasses
 import json
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +158,10 @@ def merge_adapter(base: Checkpoint, folder: str | Path) -> Checkpoint:
         )
     model = copy.deepcopy(base.model)
     try:
-        peft_model = PeftModel.from_pretrained(model, folder)
+        with warnings.catch_warnings():
+            # peft asks transformers a deprecated question while wrapping; not the user's concern.
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, folder)
         merged = peft_model.merge_and_unload()
     except Exception as e:  # safetensors/peft raise many types for a damaged or foreign file
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
