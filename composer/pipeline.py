@@ -97,10 +97,10 @@ def compose(
     # cannot hold (VP8) is re-encoded there from the start, while this thread analyses,
     # plans and decodes.
     lane = ThreadPoolExecutor(1)
-    # A third worker imports peft and opens the reference library while the video is
-    # analysed, then searches the library while the decoder loads.
+    # A third worker opens the reference library while the video is analysed, then searches
+    # it while the decoder loads.
     aside = ThreadPoolExecutor(1)
-    opened = aside.submit(_open_library, library or DEFAULT_LIBRARY, model or DEFAULT_MODEL)
+    opened = aside.submit(_open_library, library or DEFAULT_LIBRARY)
     try:
         picture = None
         if video is not None:
@@ -153,15 +153,10 @@ def compose(
     return ComposeResult(out, files, record)
 
 
-def _open_library(folder, model):
+def _open_library(folder):
     """The library at ``folder``, or ``folder`` itself when it does not open (the search then
-    says why, and the music is written without references). Imports peft first when ``model``
-    has adapters: its import alone takes about 2 s, better spent beside the analysis."""
-    from composer.model.adapters import list_adapters
+    says why, and the music is written without references)."""
     from composer.retrieve.library import Library
-
-    if list_adapters(model):
-        import peft  # noqa: F401
 
     try:
         return Library.open(folder)
