@@ -43,23 +43,26 @@ class LookupDrafter:
                     table[tuple(seq[q - m : q])] = q
             seq.append(t)
 
-    def _follow(self, b: int, context: list[int]) -> int | None:
-        """Index in row ``b`` of the token after the latest match of ``context``'s suffix."""
-        table = self.tables[b]
+    def _follow(self, b: int, context: list[int]) -> tuple[int, int] | None:
+        """(row, index in it) of the token after the latest match of ``context``'s suffix:
+        in row ``b`` itself, else in the other rows (candidates of one request share much)."""
         for m in _ORDERS:
-            if len(context) >= m:
-                at = table.get(tuple(context[-m:]))
+            if len(context) < m:
+                continue
+            gram = tuple(context[-m:])
+            for row in [b] + [r for r in range(len(self.tables)) if r != b]:
+                at = self.tables[row].get(gram)
                 if at is not None:
-                    return at
+                    return row, at
         return None
 
     def propose(self, b: int, grammar: ScoreGrammar, state: _Row) -> tuple[list[int], list[_Row]]:
         """Up to ``max_draft`` tokens for row ``b``, each allowed where it stands, and the
         grammar state before each draft position and after the last (len(draft) + 1 states)."""
-        seq = self.seqs[b]
+        own = self.seqs[b]
         draft: list[int] = []
         states = [state]
-        at: int | None = None  # index in ``seq`` of the next token of the run being followed
+        seq, at = own, None  # the row being followed, and the index of its next token
         while len(draft) < self.max_draft and state.expect != "done":
             allow, forced = grammar.allowed(state)
             if forced is not None:
@@ -67,8 +70,11 @@ class LookupDrafter:
                 at = at + 1 if at is not None and at < len(seq) and seq[at] == forced else None
             else:
                 if at is None or at >= len(seq) or not allow[seq[at]]:
-                    at = self._follow(b, seq + draft)
-                if at is None or not allow[seq[at]]:
+                    found = self._follow(b, own + draft)
+                    if found is None:
+                        break
+                    seq, at = self.seqs[found[0]], found[1]
+                if not allow[seq[at]]:
                     break
                 token, at = seq[at], at + 1
             draft.append(token)
