@@ -102,9 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     g.add_argument(
         "--reference",
-        metavar="FILE[#N]",
+        metavar="FILE[#N]|auto",
         help="prime the decoder with this piece (tune N of an ABC file): a 2-bar excerpt in "
-        "the key and meter asked, or its intensity pattern where the meter differs",
+        "the key and meter asked, or its intensity pattern where the meter differs; 'auto': "
+        "the shipped library's best piece for the style, key, meter and tempo",
     )
     g.add_argument(
         "--adapter",
@@ -442,10 +443,22 @@ def _generate(args: argparse.Namespace) -> int:
         progress=progress,
     )
     try:
-        if args.reference:
+        reference = args.reference
+        if reference == "auto":
+            from composer.model.generate import cached_checkpoint
+            from composer.retrieve.references import best_reference
+
+            tok = cached_checkpoint(options["model"]).tokenizer
+            found = best_reference(req, args.tempo, tok)
+            if found is None:
+                raise ComposerError(None, f"no library piece has bars in {args.meter}")
+            hit, reference = found
+            print(f"reference: {hit.piece.title} ({hit.piece.composer or hit.piece.collection}), "
+                  f"{hit.piece.id}")  # fmt: skip
+        if reference:
             from composer.retrieve.prime import generate_from_reference
 
-            res, how = generate_from_reference(req, args.reference, args.output, **options)
+            res, how = generate_from_reference(req, reference, args.output, **options)
             print(how.describe())
         else:
             res = generate_midi(req, args.output, **options)

@@ -173,3 +173,15 @@ def test_generate_with_reference_cli(tmp_path, tiny_checkpoint, capsys):
     assert out.exists()
     assert main([*args, "--force", "--reference", f"{abc}#9"]) == 1
     assert "no tune #9" in capsys.readouterr().err
+
+
+def test_generate_reference_auto_primes_from_the_shipped_library(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "auto.mid"
+    args = ["generate", "--style", "fiddle", "--key", "D major", "--meter", "6/8", "--bars", "2",
+            "-n", "1", "--model", str(tiny_checkpoint), "-o", str(out),
+            "--reference", "auto"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("reference: ") and "primed with bars" in text
+    assert "meter 6/8 matches" in text
+    assert out.exists()

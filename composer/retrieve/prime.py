@@ -178,7 +178,7 @@ def prime(
 
 def generate_from_reference(
     req: GenerationRequest,
-    reference: str | Path,
+    reference: str | Path | Reference,
     path: str | Path,
     *,
     tempo: float = 100.0,
@@ -187,14 +187,15 @@ def generate_from_reference(
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> tuple[GenerationResult, Priming]:
-    """Prime ``req`` with the reference file ``FILE[#N]``, generate, and write the MIDI file
+    """Prime ``req`` with a Reference or the file ``FILE[#N]``, generate, and write the MIDI file
     (``model``, ``adapter`` and the rest as for ``generate_midi``)."""
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import cached_checkpoint, generate_midi
 
     model = model or DEFAULT_MODEL
     tok = cached_checkpoint(model).tokenizer
-    how = plan_priming(req, load_reference(reference, tok), tok)
+    ref = reference if isinstance(reference, Reference) else load_reference(reference, tok)
+    how = plan_priming(req, ref, tok)
     result = generate_midi(
         how.apply(req),
         path,

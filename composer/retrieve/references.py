@@ -87,6 +87,25 @@ def prime_from(found: Found, req, tok):
     return References(found.query, found.library, picks, priming), req
 
 
+def best_reference(req, tempo: float, tok, library=DEFAULT_LIBRARY):
+    """(Hit, Reference) of the library's best piece for ``req`` (its style, key, meter and
+    tempo) that has bars in its meter, or None (``composer generate --reference auto``)."""
+    hits = search(
+        library, "", key=req.key, style=req.style, meter="{}/{}".format(*req.meter),
+        tempo=tempo, k=10,
+    )  # fmt: skip
+    for hit in hits:
+        try:
+            piece = _load(hit)
+            ref = None if piece is None else reference_from_piece(piece, tok)
+        except (ComposerError, ValueError) as e:
+            log.warning("reference %s: %s", hit.piece.id, e)
+            continue
+        if ref is not None and plan_priming(req, ref, tok).mode == "excerpt":
+            return hit, ref
+    return None
+
+
 def _pick(hit: Hit) -> ReferencePick:
     p = hit.piece
     parts = hit.line().splitlines()[1].strip()
