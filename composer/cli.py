@@ -109,10 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--adapter",
-        default="auto",
+        default="none",
         metavar="NAME",
-        help="LoRA adapter of the model to merge in; 'auto' (default): the one named after "
-        "--style if the model has one; 'none': the base alone",
+        help="LoRA adapter of the model to merge in; 'auto': the one named after --style if "
+        "the model has one; 'none' (default, see README): the base alone",
     )
     g.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
     g.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -132,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="reference library (default: the music21 library shipped with composer)",
+    )
+    c.add_argument(
+        "--adapter",
+        default="none",
+        metavar="NAME",
+        help="LoRA adapter to merge in; 'auto': the one named after the plan's style; "
+        "'none' (default, see README): the base alone",
     )
     c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     c.set_defaults(run=_compose)
@@ -498,6 +505,7 @@ def _compose(args: argparse.Namespace) -> int:
             force=args.force,
             soundfont=args.soundfont,
             library=args.library,
+            adapter=None if args.adapter == "none" else args.adapter,
             progress=progress,
         )
     finally:

@@ -58,12 +58,15 @@ def compose(
     force: bool = False,
     soundfont: str | Path | None = None,
     library: str | Path | None = None,
+    adapter: str | None = None,
     progress: ProgressFn = no_progress,
 ) -> ComposeResult:
     """Score ``video`` (or, without one, a ``duration``-second piece) following ``prompt``.
 
     ``library``: the reference library searched for the plan (default: the music21 one that
-    ships with composer); the best pick in the plan's meter primes the decoder.
+    ships with composer); the best pick in the plan's meter primes the decoder. ``adapter``:
+    a LoRA adapter of the model to merge in, ``"auto"`` for the one named after the plan's
+    style, or None (the default: the shipped adapters cost key agreement, see README).
     """
     from composer.describe import describe
     from composer.model.adapters import style_adapter
@@ -117,9 +120,10 @@ def compose(
             facts.duration = duration
         plan = make_plan(brief, facts, analysis, seed=seed)
         lap("plan")
-        # The plan's style chooses its LoRA adapter when the checkpoint has one (merged,
-        # cached); the library search runs meanwhile.
-        adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
+        # With "auto", the plan's style chooses its LoRA adapter when the checkpoint has one
+        # (merged, cached); the library search runs meanwhile.
+        if adapter == "auto":
+            adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
         found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
         ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
         lap("load model")

@@ -113,10 +113,10 @@ def test_style_chooses_adapter_on_generate(base, tmp_path):
     req = GenerationRequest(
         style="folk", key=(2, "major"), meter=(3, 4), controls=uniform_controls(2), candidates=1
     )
-    generate_midi(req, tmp_path / "a.mid", model=model)
+    generate_midi(req, tmp_path / "a.mid", model=model, adapter=ad.AUTO)
     assert (str(model.resolve()), "folk") in ad._MERGED
     forget_checkpoints()
-    generate_midi(req, tmp_path / "b.mid", model=model, adapter=None)
+    generate_midi(req, tmp_path / "b.mid", model=model)  # the base alone by default
     assert not ad._MERGED
     assert symusic.Score(str(tmp_path / "a.mid")).note_num() > 0
 

@@ -363,7 +363,7 @@ def generate_midi(
     *,
     tempo: float = 100.0,
     model: str | Path = DEFAULT_MODEL,
-    adapter: str | None = adapters.AUTO,
+    adapter: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> GenerationResult:

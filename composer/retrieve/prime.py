@@ -183,7 +183,7 @@ def generate_from_reference(
     *,
     tempo: float = 100.0,
     model: str | Path | None = None,
-    adapter: str | None = "auto",
+    adapter: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> tuple[GenerationResult, Priming]:

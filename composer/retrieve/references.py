@@ -69,9 +69,10 @@ def find_references(
 
 
 def prime_from(found: Found, req, tok):
-    """(References for plan.json, ``req`` primed by the first pick with bars in its meter)."""
+    """(References for plan.json, ``req`` primed by the first pick in its mode with bars in
+    its meter)."""
     picks = [_pick(h) for h in found.hits]
-    priming = found.error or "none of the picks has bars in the plan's meter"
+    priming = found.error or "none of the picks has bars in the plan's meter and mode"
     for hit in found.hits:
         try:
             piece = _load(hit)
@@ -81,6 +82,8 @@ def prime_from(found: Found, req, tok):
         except (ComposerError, ValueError) as e:
             log.warning("reference %s: %s", hit.piece.id, e)
             continue
+        if ref.key[1] != req.key[1]:
+            continue  # a major excerpt moved to the relative major would pull a minor plan there
         how = plan_priming(req, ref, tok)
         if how.mode == "excerpt":
             return References(found.query, found.library, picks, how.describe()), how.apply(req)
@@ -101,7 +104,9 @@ def best_reference(req, tempo: float, tok, library=DEFAULT_LIBRARY):
         except (ComposerError, ValueError) as e:
             log.warning("reference %s: %s", hit.piece.id, e)
             continue
-        if ref is not None and plan_priming(req, ref, tok).mode == "excerpt":
+        if ref is None or ref.key[1] != req.key[1]:
+            continue  # see prime_from
+        if plan_priming(req, ref, tok).mode == "excerpt":
             return hit, ref
     return None
 
