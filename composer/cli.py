@@ -699,7 +699,6 @@ def _eval_loss(args: argparse.Namespace) -> int:
 
 def _eval_priming(args: argparse.Namespace) -> int:
     from composer.evaluate.priming import eval_priming
-    from composer.io import atomic_write_text
     from composer.model.checkpoint import DEFAULT_MODEL
 
     progress, close = _bar()
@@ -715,15 +714,12 @@ def _eval_priming(args: argparse.Namespace) -> int:
         )
     finally:
         close()
-    print(report.table())
-    if args.output:
-        atomic_write_text(args.output, report.table() + "\n")
+    _show(report.table(), args.output)
     return 0
 
 
 def _eval_copies(args: argparse.Namespace) -> int:
     from composer.evaluate.copies import eval_copies
-    from composer.io import atomic_write_text
 
     progress, close = _bar()
     try:
@@ -732,9 +728,7 @@ def _eval_copies(args: argparse.Namespace) -> int:
         )
     finally:
         close()
-    print(report.table())
-    if args.output:
-        atomic_write_text(args.output, report.table() + "\n")
+    _show(report.table(), args.output)
     return 0 if report.ok else 1
 
 
@@ -761,20 +755,21 @@ def _eval_styles(args: argparse.Namespace) -> int:
 
 def _bench_search(args: argparse.Namespace) -> int:
     from composer.bench import bench_search
-    from composer.io import atomic_write_text
 
-    text = bench_search(pieces=args.pieces, queries=args.queries).report()
-    print(text)
-    if args.output:
-        atomic_write_text(args.output, f"$ {_command_line()}\n{text}\n")
+    _show(bench_search(pieces=args.pieces, queries=args.queries).report(), args.output)
     return 0
 
 
-def _command_line() -> str:
-    """The command as typed, for the head of a results file."""
+def _show(text: str, output: Path | None) -> None:
+    """Print a report; with ``output``, also write it there headed by the command as typed."""
     import shlex
 
-    return shlex.join(["composer", *sys.argv[1:]])
+    from composer.io import atomic_write_text
+
+    print(text)
+    if output:
+        command = shlex.join(["composer", *sys.argv[1:]])
+        atomic_write_text(output, f"$ {command}\n{text}\n")
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
@@ -792,11 +787,7 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
         )
     finally:
         close()
-    print(report.table())
-    if args.output:
-        from composer.io import atomic_write_text
-
-        atomic_write_text(args.output, f"$ {_command_line()}\n{report.table()}\n")
+    _show(report.table(), args.output)
     return 0
 
 
