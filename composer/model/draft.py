@@ -70,7 +70,7 @@ class LookupDrafter:
                 at = at + 1 if at is not None and at < len(seq) and seq[at] == forced else None
             else:
                 if at is None or at >= len(seq) or not allow[seq[at]]:
-                    found = self._follow(b, own + draft)
+                    found = self._follow(b, (own[-_ORDERS[0] :] + draft)[-_ORDERS[0] :])
                     if found is None:
                         break
                     seq, at = self.seqs[found[0]], found[1]

@@ -185,11 +185,15 @@ def sample(
                 scores = proc.apply(scores, flat) if hasattr(proc, "apply") else proc(None, scores)
             probs = torch.softmax(scores, -1).view(n, width, -1)
             kept, drawn = accept(probs, drafts, gen)
-            for b in range(n):
-                new = drafts[b][: kept[b]] + [int(drawn[b])]
-                for j, t in enumerate(new):
+            news = [drafts[b][: kept[b]] + [int(drawn[b])] for b in range(n)]
+            # Raw log-probabilities of every new token, read in one indexing op.
+            at = [(b, j, t) for b, new in enumerate(news) for j, t in enumerate(new)]
+            lps = iter(raw[tuple(torch.tensor(at).T)].tolist())
+            for b, new in enumerate(news):
+                for t in new:
+                    lp = next(lps)
                     if grammar.rows[b].expect != "done":
-                        logp[b] += float(raw[b, j, t])
+                        logp[b] += lp
                         counts[b] += 1
                     grammar.advance(grammar.rows[b], t)
                 drafter.extend(b, new)
