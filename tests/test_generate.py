@@ -200,3 +200,27 @@ def test_rows_longer_than_the_context_slide_on(tiny):
         rows, _, _ = sample(tiny, req, fast=fast)
         assert max(map(len, rows)) > tiny.spec.context
         assert all(len(tiny.tokenizer.bars(r)) == 12 for r in rows)
+
+
+def test_cache_restarts_only_when_full(tiny, monkeypatch):
+    """Rows longer than the context slide the window: a restart keeps 3/4 of the context, so
+    the next one comes a quarter context later, not at every step."""
+    import composer.model.generate as G
+
+    restarts = []
+    call = G._Forward.__call__
+
+    def counting(self, step, prefix):
+        if prefix is not None:
+            restarts.append(len(prefix[0]))
+        return call(self, step, prefix)
+
+    monkeypatch.setattr(G._Forward, "__call__", counting)
+    req = GenerationRequest(style="chorale", key=(0, "major"), meter=(4, 4),
+                            controls=uniform_controls(24, [3]), candidates=2, seed=1)  # fmt: skip
+    rows, _, _ = G.sample(tiny, req)
+    longest = max(map(len, rows))
+    context = tiny.spec.context
+    assert longest > context  # the window had to slide
+    assert 2 <= len(restarts) <= 2 + 4 * longest // context
+    assert all(r.count(tiny.tokenizer.bar_id) == 24 for r in rows)

@@ -157,6 +157,9 @@ def sample(
     drafter = LookupDrafter(seqs, draft if lean else 0)
     forward = _Forward(model, n, context, lean)
     held = 0  # tokens of the longest row in the model's cache
+    # Tokens of each row left out of the cache by the last restart (the window slid past them):
+    # the cache holds len(row) - 1 - dropped[b] of its tokens.
+    dropped = [0] * n
     start = time.perf_counter()
     with decoding_threads():
         while not all(grammar.done()) and max(map(len, seqs)) < budget:
@@ -176,6 +179,7 @@ def sample(
                 prefix = [
                     s[: min(len(header), len(s) - 1)] + s[len(s) - 1 - keep : -1] for s in seqs
                 ]
+                dropped = [len(s) - 1 - len(p) for s, p in zip(seqs, prefix, strict=True)]
             logits = forward(torch.tensor(step), prefix)  # (n, width, V)
             raw = torch.log_softmax(logits, -1)
             states = [st + [st[-1]] * (width - len(st)) for _, st in proposals]
@@ -198,7 +202,7 @@ def sample(
                     grammar.advance(grammar.rows[b], t)
                 drafter.extend(b, new)
                 seqs[b].extend(new)
-            held = forward.rewind([len(s) - 1 for s in seqs])
+            held = forward.rewind([len(s) - 1 - d for s, d in zip(seqs, dropped, strict=True)])
             progress("generate", min(r.bar for r in grammar.rows), req.bars)
     elapsed = time.perf_counter() - start
     rows = []
