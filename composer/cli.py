@@ -86,14 +86,20 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write music with the decoder, steered by controls")
     g.add_argument("--style", default="chorale", help="style family (see --help for the list)")
-    g.add_argument("--key", default="C major", help='e.g. "D minor", "F#", "Bbm"')
-    g.add_argument("--meter", default="4/4", help="e.g. 3/4, 6/8")
-    g.add_argument("--tempo", type=float, default=100.0, help="quarter notes per minute")
+    g.add_argument("--key", help='e.g. "D minor", "F#", "Bbm" (default: C major)')
+    g.add_argument("--meter", help="e.g. 3/4, 6/8 (default: 4/4)")
+    g.add_argument("--tempo", type=float, help="quarter notes per minute (default: 100)")
     g.add_argument("--bars", type=int, default=16)
     g.add_argument(
         "--intensity",
-        default="1",
-        help="per-bar intensity 0-3, comma separated, cycled (e.g. 1,1,2,3)",
+        help="per-bar intensity 0-3, comma separated, cycled (e.g. 1,1,2,3; default: 1)",
+    )
+    g.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help='a request in plain words ("slow and in minor, low and sparse"): the '
+        "instruction reader sets the mode, meter, tempo, density and register that flags "
+        "leave unset; with --adapter instruct the decoder also reads the text's prefix vectors",
     )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("-n", "--candidates", type=int, default=4, help="decoded as a batch")
@@ -176,7 +182,20 @@ def _parser() -> argparse.ArgumentParser:
         help="train a LoRA style adapter NAME from --model, saved in MODEL/adapters/NAME "
         "(without --data, NAME is a style and the corpus' pieces of that style are used)",
     )
-    t.add_argument("--model", type=Path, help="base checkpoint for --adapter (default: shipped)")
+    t.add_argument(
+        "--instruct",
+        action="store_true",
+        help="train the instruct adapter (prefix vectors from a MiniLM embedding of the "
+        "instruction, with LoRA, and the instruction reader) from --model on the corpus cache",
+    )
+    t.add_argument(
+        "--reader-only",
+        action="store_true",
+        help="with --instruct: fit the instruction reader again, leaving the decoder's adapter",
+    )
+    t.add_argument(
+        "--model", type=Path, help="base checkpoint for --adapter/--instruct (default: shipped)"
+    )
     t.add_argument("--force", action="store_true", help="replace an existing adapter")
     t.set_defaults(run=_train)
 
@@ -299,6 +318,17 @@ def _parser() -> argparse.ArgumentParser:
     es.add_argument("-o", "--outdir", type=Path, help="write styles.txt and styles.json here")
     es.set_defaults(run=_eval_styles)
 
+    ei = esub.add_parser(
+        "instructions", help="held-out instructions: stated attributes met, with and without"
+    )
+    ei.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    ei.add_argument("-n", "--instructions", type=int, default=100)
+    ei.add_argument("--bars", type=int, default=8)
+    ei.add_argument("--free", type=int, default=12, help="pieces per free-text phrase")
+    ei.add_argument("--seed", type=int, default=0)
+    ei.add_argument("-o", "--outdir", type=Path, help="write instructions.txt and .json here")
+    ei.set_defaults(run=_eval_instructions)
+
     m = sub.add_parser("demo", help="run the pipeline on a clip it makes itself")
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
     m.set_defaults(run=_demo)
@@ -311,7 +341,8 @@ def _bar() -> tuple[ProgressFn, Callable[[], None]]:
 
     bars: dict[str, tqdm] = {}
     # Stages that count seconds of media; the others count items (files, steps, pieces).
-    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps", "index": "files"}
+    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps",
+             "train instruct": "steps", "index": "files"}  # fmt: skip
 
     def update(stage: str, done: float, total: float | None) -> None:
         bar = bars.get(stage)
@@ -413,22 +444,42 @@ def _generate(args: argparse.Namespace) -> int:
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import GenerationRequest, generate_midi, uniform_controls
     from composer.tokens import STYLES, parse_key
+    from composer.tokens.spec import key_name
 
     if args.style not in STYLES:
         raise ComposerError(
             None, f"unknown style {args.style!r}; valid styles: " + ", ".join(STYLES)
         )
     try:
-        key = parse_key(args.key)
-        num, den = (int(x) for x in args.meter.split("/"))
-        levels = [int(x) for x in args.intensity.split(",")]
+        key = parse_key(args.key) if args.key else None
+        meter = tuple(int(x) for x in args.meter.split("/")) if args.meter else None
+        levels = [int(x) for x in args.intensity.split(",")] if args.intensity else None
     except ValueError as e:
         raise ComposerError(
             None, str(e) if "valid" in str(e) else f"bad --meter or --intensity ({e})"
         ) from None
-    _check_meter(num, den)
-    if not all(0 <= v <= 3 for v in levels):
+    if meter is not None:
+        _check_meter(*meter)
+    if levels is not None and not all(0 <= v <= 3 for v in levels):
         raise ComposerError(None, "--intensity levels are 0, 1, 2 or 3")
+    tempo = args.tempo
+    if args.adapter == "instruct" and not args.instruction:
+        raise ComposerError(None, "--adapter instruct conditions on --instruction TEXT; give one")
+    if args.instruction:
+        from composer.model.instruct import read_instruction
+
+        reading, confidence, ctl = read_instruction(
+            args.instruction, args.model or DEFAULT_MODEL,
+            key=key, meter=meter, tempo=tempo, intensity=levels,
+        )  # fmt: skip
+        said = ", ".join(f"{a} {v} ({confidence[a]:.2f})" for a, v in reading.stated().items())
+        print(f"instruction read as: {said or 'no attribute'}")
+        key, meter, tempo, levels = ctl.key, ctl.meter, ctl.tempo, ctl.intensity
+        roles, tilt, well = ctl.roles, ctl.register_tilt, ctl.register_well
+    else:
+        roles, tilt, well = None, 0.0, 0.0
+    key, (num, den) = key or (0, "major"), meter or (4, 4)
+    tempo, levels = tempo or 100.0, list(levels or [1])
     req = GenerationRequest(
         style=args.style,
         key=key,
@@ -438,14 +489,18 @@ def _generate(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         temperature=args.temperature,
         top_p=args.top_p,
+        roles=roles,
+        register_tilt=tilt,
+        register_well=well,
     )
     if args.output.exists() and not args.force:
         raise ComposerError(args.output, "already exists (pass --force to replace it)")
     progress, close = _bar()
     options = dict(
-        tempo=args.tempo,
+        tempo=tempo,
         model=args.model or DEFAULT_MODEL,
-        adapter=None if args.adapter == "none" else args.adapter,
+        adapter=None if args.adapter in ("none", "instruct") else args.adapter,
+        instruction=args.instruction if args.adapter == "instruct" else None,
         overwrite=args.force,
         progress=progress,
     )
@@ -456,9 +511,9 @@ def _generate(args: argparse.Namespace) -> int:
             from composer.retrieve.references import best_reference
 
             tok = cached_checkpoint(options["model"]).tokenizer
-            found = best_reference(req, args.tempo, tok)
+            found = best_reference(req, tempo, tok)
             if found is None:
-                raise ComposerError(None, f"no library piece has bars in {args.meter}")
+                raise ComposerError(None, f"no library piece has bars in {num}/{den}")
             hit, reference = found
             print(f"reference: {hit.piece.title} ({hit.piece.composer or hit.piece.collection}), "
                   f"{hit.piece.id}")  # fmt: skip
@@ -473,7 +528,8 @@ def _generate(args: argparse.Namespace) -> int:
         close()
     b = res.best
     print(
-        f"wrote {args.output}: {args.bars} bars of {args.meter} in {args.key}, style "
+        f"wrote {args.output}: {args.bars} bars of {num}/{den} in {key_name(*key)} at "
+        f"{tempo:g} bpm, style "
         f"{args.style}; best of {len(res.candidates)}: adherence {b.adherence:.2f}, "
         f"log-likelihood {b.log_likelihood:.2f}/token ({res.tokens_per_second:.0f} tokens/s)"
     )
@@ -530,6 +586,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.adapter:
         return _train_adapter(args)
+    if args.instruct:
+        return _train_instruct(args)
     progress, close = _bar()
     try:
         res = run_training(
@@ -576,6 +634,42 @@ def _train_adapter(args: argparse.Namespace) -> int:
         f"wrote {res.path} ({res.size_bytes / 2**20:.2f} MB): {res.steps} steps in "
         f"{res.minutes:.1f} min, validation loss {res.val_loss:.4f} nats/token "
         f"(base {res.base_val_loss:.4f})"
+    )
+    return 0
+
+
+def _train_instruct(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.train.instruct import InstructTrainConfig, refit_reader, train_instruct
+
+    if args.reader_only:
+        accuracy = refit_reader(args.model or DEFAULT_MODEL)
+        print(
+            "reader on held-out phrasings: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in accuracy.items())
+        )
+        return 0
+    config = InstructTrainConfig()
+    if args.minutes:
+        config = dataclasses.replace(config, minutes=args.minutes)
+    progress, close = _bar()
+    try:
+        res = train_instruct(
+            model=args.model or DEFAULT_MODEL,
+            cache=args.cache,
+            config=config,
+            force=args.force,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(
+        f"wrote {res.path}: {res.steps} steps in {res.minutes:.1f} min; validation loss "
+        f"{res.matched_loss:.4f} nats/token with each window's instruction, "
+        f"{res.mismatched_loss:.4f} with another's, base {res.base_loss:.4f}; reader on "
+        f"held-out phrasings: " + ", ".join(f"{k} {v:.0%}" for k, v in res.reader_accuracy.items())
     )
     return 0
 
@@ -744,6 +838,27 @@ def _eval_styles(args: argparse.Namespace) -> int:
             per_style=args.pieces,
             bars=args.bars,
             seed=args.seed,
+            out=args.outdir,
+            progress=progress,
+        )
+    finally:
+        close()
+    print(report.table())
+    return 0
+
+
+def _eval_instructions(args: argparse.Namespace) -> int:
+    from composer.evaluate.instructions import eval_instructions
+    from composer.model.checkpoint import DEFAULT_MODEL
+
+    progress, close = _bar()
+    try:
+        report = eval_instructions(
+            args.model or DEFAULT_MODEL,
+            n=args.instructions,
+            bars=args.bars,
+            seed=args.seed,
+            free_pieces=args.free,
             out=args.outdir,
             progress=progress,
         )

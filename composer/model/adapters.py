@@ -93,8 +93,13 @@ def wrap_for_training(base: Checkpoint, config: AdapterConfig, seed: int = 0):
     return get_peft_model(model, config.lora())
 
 
-def save_adapter(peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict):
-    """Write the adapter folder atomically (``<folder>.part`` then rename); refuse > 4 MB."""
+def save_adapter(
+    peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict, extra=None
+):
+    """Write the adapter folder atomically (``<folder>.part`` then rename); refuse > 4 MB.
+
+    ``extra(tmp)`` writes further files into the staging folder (the instruct adapter's).
+    """
     tmp = folder.with_name(folder.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -103,6 +108,8 @@ def save_adapter(peft_model, folder: Path, config: AdapterConfig, base: Checkpoi
         for cfg in peft_model.peft_config.values():
             cfg.base_model_name_or_path = folder.parent.parent.name
         peft_model.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir())
         if size > MAX_ADAPTER_BYTES:
             raise ComposerError(

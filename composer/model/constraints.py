@@ -209,6 +209,24 @@ class KeyBias(LogitsProcessor):
         return scores + self.bias.to(scores.device, scores.dtype)
 
 
+class PitchTilt(LogitsProcessor):
+    """Move the pitch distribution: ``per_octave`` added to a pitch's logit for every octave
+    above middle C (subtracted below), and ``well`` times the squared distance in octaves from
+    ``center`` subtracted. The tilt is an exponential tilt: every voice moves the same way
+    without the texture's range being squeezed; the well draws the voices towards one pitch,
+    for a register in the middle whatever the style's own range."""
+
+    def __init__(
+        self, tok: ScoreTokenizer, per_octave: float, well: float = 0.0, center: float = 69.0
+    ):
+        octaves = (tok.value - 60) / 12.0
+        bias = per_octave * octaves - well * ((tok.value - center) / 12.0) ** 2
+        self.bias = torch.from_numpy(np.where(tok.kind == PITCH, bias, 0.0).astype(np.float32))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return scores + self.bias.to(scores.device, scores.dtype)
+
+
 class Cadence(LogitsProcessor):
     """Close in the key: in the last bar, pitches from the tonic triad only, the bass on the
     tonic. Reads the bar and voice of each row from ``grammar``, so it comes after it."""

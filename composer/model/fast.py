@@ -135,18 +135,21 @@ class FastDecoder:
         return layer["down"](hidden.view(len(x), -1))
 
     @torch.inference_mode()
-    def forward_all(self, ids: torch.Tensor) -> torch.Tensor:
-        """Append ``ids`` (B, T) to every row; return the logits of every new position (B, T, V).
+    def forward_all(
+        self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Append ``ids`` (B, T), or input vectors ``embeds`` (B, T, H) such as an instruction's
+        prefix, to every row; return the logits of every new position (B, T, V).
 
         Row b's tokens go to positions ``lengths[b]`` onwards, so rows of different lengths
         (after a speculative step) share one call.
         """
-        b, t = ids.shape
+        h = self.embed[ids] if embeds is None else embeds.float()  # (B, T, H)
+        b, t = h.shape[:2]
         lengths = self.lengths[:b]
         pos = lengths[:, None] + torch.arange(t)  # (B, T) absolute positions
         end = int(pos.max()) + 1
         rot = self.rot[pos]  # (B, T, d/2) complex
-        h = self.embed[ids]  # (B, T, H)
         d, nh, nkv = self.head_dim, self.heads, self.kv_heads
         rows = torch.arange(b)[:, None].expand(b, t)
         # Grouped-query attention with each kv head's g query heads folded into the query

@@ -22,7 +22,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogit
 from composer.errors import ComposerError
 from composer.model import adapters
 from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
-from composer.model.constraints import Cadence, KeyBias, ScoreGrammar
+from composer.model.constraints import Cadence, KeyBias, PitchTilt, ScoreGrammar
 from composer.model.draft import LookupDrafter, accept
 from composer.model.export import write_midi
 from composer.model.fast import FastDecoder
@@ -54,6 +54,10 @@ class GenerationRequest:
     # Body tokens of whole bars (no header, no EOS) that the decoder reads before writing:
     # a reference's excerpt, already in the request's key and meter. Not part of the output.
     primer: tuple[int, ...] = ()
+    # Register (constraints.PitchTilt): logits added per octave above middle C to every pitch
+    # (< 0 pulls down), and the pull of a well around A4 (0: none).
+    register_tilt: float = 0.0
+    register_well: float = 0.0
 
     @property
     def bars(self) -> int:
@@ -97,6 +101,8 @@ def processors(
         every_role_every_bar=req.every_role_every_bar,
     )  # fmt: skip
     chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty), grammar])
+    if req.register_tilt or req.register_well:
+        chain.insert(1, PitchTilt(tok, req.register_tilt, req.register_well))
     if req.cadence:
         chain.append(Cadence(tok, req.key, grammar))
     if req.temperature != 1.0:
@@ -129,19 +135,21 @@ def sample(
     progress: ProgressFn = no_progress,
     fast: bool = True,
     draft: int = _MAX_DRAFT,
+    vectors: torch.Tensor | None = None,
 ) -> tuple[list[list[int]], list[float], float]:
     """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs and tokens/s.
 
     ``fast`` uses composer's lean decoder (Mixtral-style checkpoints; bf16 weights as stored)
     instead of transformers' forward with its KV cache, and with ``draft`` > 0 verifies up to
     that many drafted tokens per row and step (composer/model/draft.py); the tokens kept are
-    distributed as one-at-a-time sampling would draw them.
+    distributed as one-at-a-time sampling would draw them. ``vectors`` (K, H): an
+    instruction's prefix vectors (composer.model.instruct), placed before the header.
     """
     import time
 
     tok, model = ckpt.tokenizer, ckpt.model
     n = req.candidates
-    context = ckpt.spec.context
+    context = ckpt.spec.context - (0 if vectors is None else len(vectors))
     primer = list(req.primer)
     if len(primer) > context // 2 - 3:  # the primer must leave room to write after it
         log.warning("primer of %d tokens dropped: the context holds %d", len(primer), context)
@@ -155,7 +163,7 @@ def sample(
     counts = [0] * n
     lean = fast and FastDecoder.supports(model)
     drafter = LookupDrafter(seqs, draft if lean else 0)
-    forward = _Forward(model, n, context, lean)
+    forward = _Forward(model, n, ckpt.spec.context, lean, vectors)
     held = 0  # tokens of the longest row in the model's cache
     # Tokens of each row left out of the cache by the last restart (the window slid past them):
     # the cache holds len(row) - 1 - dropped[b] of its tokens.
@@ -218,32 +226,43 @@ def sample(
 class _Forward:
     """forward(step (B, W), prefix) -> logits (B, W, V) of the step's positions.
 
-    ``prefix`` (equal-length rows, or None) restarts the cache from those tokens first.
-    ``rewind(lengths)`` then keeps ``lengths[b]`` tokens of row b (a draft's rejected tail is
-    dropped) and returns the longest row's length.
+    ``prefix`` (equal-length rows, or None) restarts the cache from those tokens first, after
+    the instruction's ``vectors`` (K, H) when there are any. ``rewind(lengths)`` then keeps
+    ``lengths[b]`` tokens of row b (a draft's rejected tail is dropped) and returns the longest
+    row's length; lengths count tokens, not the vectors before them.
     """
 
-    def __init__(self, model, batch: int, context: int, lean: bool):
+    def __init__(self, model, batch: int, context: int, lean: bool, vectors=None):
         self.model = model
         self.decoder = FastDecoder(model, batch, context) if lean else None
         self.cache = None
+        self.vectors = vectors
+        self.held_vectors = 0 if vectors is None else len(vectors)
 
     def __call__(self, step: torch.Tensor, prefix: list[list[int]] | None) -> torch.Tensor:
+        b = len(step)
         if self.decoder is not None:
             if prefix is not None:
                 self.decoder.reset()
+                if self.vectors is not None:
+                    self.decoder.forward_all(embeds=self.vectors.expand(b, -1, -1))
                 self.decoder.forward_all(torch.tensor(prefix))
             return self.decoder.forward_all(step)
         # transformers' forward: one token per row and step, so rows stay the same length.
-        x = step if prefix is None else torch.cat([torch.tensor(prefix), step], 1)
-        out = self.model(input_ids=x, cache=None if prefix is not None else self.cache,
-                         use_cache=True)  # fmt: skip
+        if prefix is None:
+            out = self.model(input_ids=step, cache=self.cache, use_cache=True)
+        else:
+            x = torch.cat([torch.tensor(prefix), step], 1)
+            embeds = self.model.get_input_embeddings()(x)
+            if self.vectors is not None:
+                embeds = torch.cat([self.vectors.expand(b, -1, -1).to(embeds.dtype), embeds], 1)
+            out = self.model(inputs_embeds=embeds, use_cache=True)
         self.cache = out.cache
         return out.logits[:, -step.shape[1] :].float()
 
     def rewind(self, lengths: list[int]) -> int:
         if self.decoder is not None:
-            self.decoder.rewind(torch.tensor(lengths))
+            self.decoder.rewind(torch.tensor(lengths) + self.held_vectors)
         return max(lengths)
 
 
@@ -324,10 +343,16 @@ def best_key(tok: ScoreTokenizer, ids: list[int]) -> tuple[int, str]:
 
 
 def generate(
-    ckpt: Checkpoint, req: GenerationRequest, progress: ProgressFn = no_progress
+    ckpt: Checkpoint,
+    req: GenerationRequest,
+    progress: ProgressFn = no_progress,
+    vectors: torch.Tensor | None = None,
 ) -> GenerationResult:
-    """Decode ``req.candidates`` candidates and keep the best by likelihood and adherence."""
-    rows, lps, speed = sample(ckpt, req, progress)
+    """Decode ``req.candidates`` candidates and keep the best by likelihood and adherence.
+
+    ``vectors``: an instruction's prefix vectors (composer.model.instruct), for a checkpoint
+    with the instruct adapter merged."""
+    rows, lps, speed = sample(ckpt, req, progress, vectors=vectors)
     cands = []
     for row, lp in zip(rows, lps, strict=True):
         adh, details = adherence(ckpt.tokenizer, row, req)
@@ -372,22 +397,32 @@ def generate_midi(
     tempo: float = 100.0,
     model: str | Path = DEFAULT_MODEL,
     adapter: str | None = None,
+    instruction: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> GenerationResult:
     """Load the checkpoint (once per process), generate, and write the best candidate as MIDI.
 
     ``adapter``: a style adapter's name, None for the base alone, or ``"auto"``: the adapter
-    named after ``req.style`` when the checkpoint has one.
+    named after ``req.style`` when the checkpoint has one. ``instruction``: plain words the
+    instruct adapter's prefix conditions the decoder on (the request's controls are the
+    caller's: ``composer.model.instruct.read_instruction`` derives them from the same text).
     """
-    if adapter == adapters.AUTO:
-        adapter = adapters.style_adapter(model, req.style)
-    ckpt = cached_checkpoint(model, adapter)
+    vectors = None
+    if instruction:
+        from composer.model.instruct import load_instruct
+
+        inst = load_instruct(cached_checkpoint(model), model)
+        ckpt, vectors = inst.checkpoint, inst.vectors(instruction)
+    else:
+        if adapter == adapters.AUTO:
+            adapter = adapters.style_adapter(model, req.style)
+        ckpt = cached_checkpoint(model, adapter)
     if req.style not in ckpt.tokenizer.spec.styles:
         raise ComposerError(
             None,
             f"unknown style {req.style!r}; valid styles: " + ", ".join(ckpt.tokenizer.spec.styles),
         )
-    result = generate(ckpt, req, progress)
+    result = generate(ckpt, req, progress, vectors=vectors)
     write_midi(ckpt.tokenizer, result.best.ids, path, tempo=tempo, key=req.key, overwrite=overwrite)
     return result

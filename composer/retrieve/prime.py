@@ -184,6 +184,7 @@ def generate_from_reference(
     tempo: float = 100.0,
     model: str | Path | None = None,
     adapter: str | None = None,
+    instruction: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> tuple[GenerationResult, Priming]:
@@ -202,6 +203,7 @@ def generate_from_reference(
         tempo=tempo,
         model=model,
         adapter=adapter,
+        instruction=instruction,
         overwrite=overwrite,
         progress=progress,
     )

@@ -1,0 +1,309 @@
+"""Instructions in plain words: a MiniLM sentence embedding as prefix vectors, and a reader.
+
+The instruct adapter is an adapter folder (``<model>/adapters/instruct/``, see
+composer.model.adapters) with two more files:
+
+- ``prefix.safetensors``: the PrefixEncoder, which maps the instruction's all-MiniLM-L6-v2
+  embedding (384,) to ``prefix_len`` vectors in the decoder's input space. They sit before the
+  header, where the decoder attends to them like tokens; they were trained together with the
+  adapter's LoRA (composer.train.instruct), so free text that no control token covers still
+  reaches the notes.
+- ``reader.npz``: a logistic regression from the MiniLM embedding of each clause of the
+  instruction to the attribute value it states (tempo, mode, density, meter, register) or to
+  none. The plan uses what it reads to set the controls a token can force (key mode, meter,
+  intensity) and the tempo, which is not in the notes at all.
+
+``instruct.json`` holds the InstructConfig and the density and register thresholds measured
+on the training windows, so an evaluation classifies music the way training did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from composer.errors import ComposerError
+from composer.model.adapters import AdapterConfig, adapter_path, cached_adapter
+from composer.model.checkpoint import Checkpoint
+from composer.train.instructions import Attributes, Phrasebook, Thresholds, random_attributes
+
+INSTRUCT = "instruct"  # the adapter's name
+NONE = "none"  # the reader's label for words that state no attribute
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """Prefix length, the sentence embedding's size, and the LoRA shape trained with it."""
+
+    prefix_len: int = 4
+    embed_dim: int = 384  # all-MiniLM-L6-v2
+    lora: AdapterConfig = AdapterConfig()
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> InstructConfig:
+        lora = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["lora"].items()}
+        return cls(raw["prefix_len"], raw["embed_dim"], AdapterConfig(**lora))
+
+
+class PrefixEncoder(nn.Module):
+    """Sentence embedding (B, 384) -> prefix vectors (B, prefix_len, H)."""
+
+    def __init__(self, config: InstructConfig, hidden: int):
+        super().__init__()
+        self.prefix_len, self.hidden = config.prefix_len, hidden
+        self.net = nn.Sequential(
+            nn.Linear(config.embed_dim, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, config.prefix_len * hidden),
+        )
+        # Start near the scale of token embeddings (initializer_range 0.02).
+        nn.init.normal_(self.net[2].weight, std=0.02)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.net(embedding).view(len(embedding), self.prefix_len, self.hidden)
+
+
+_CLAUSE_BREAKS = re.compile(r"[,;.!?:]| and | but ")
+
+
+def clauses(text: str) -> list[str]:
+    """The instruction cut at punctuation and conjunctions, lower-cased: each clause is read
+    on its own, so one attribute's words do not blur another's."""
+    parts = _CLAUSE_BREAKS.split(" " + text.lower() + " ")
+    return [p.strip() for p in parts if re.search(r"[a-z]{2,}", p)]
+
+
+@dataclass
+class Reader:
+    """A clause classifier: labels ("attribute=value", or "none" for words that state no
+    attribute), weights (C, 384) and biases (C,) of a logistic regression on clause embeddings.
+
+    Read per clause, an instruction's attributes measured 80% correct on held-out phrasings
+    against 61% for the same regression on whole-instruction embeddings (400 instructions).
+    """
+
+    labels: list[str]
+    weights: np.ndarray
+    biases: np.ndarray
+
+    def read(self, text: str) -> tuple[Attributes, dict[str, float]]:
+        """The attributes ``text`` states, and the probability of each reading."""
+        found: dict[str, tuple[str, float]] = {}
+        parts = clauses(text)
+        if parts:
+            logits = embed(parts) @ self.weights.T + self.biases  # (clauses, C)
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            for row in p:
+                i = int(np.argmax(row))
+                if self.labels[i] == NONE:
+                    continue
+                attr, value = self.labels[i].split("=")
+                if row[i] > found.get(attr, ("", 0.0))[1]:
+                    found[attr] = (value, float(row[i]))
+        reading = Attributes(**{a: v for a, (v, _) in found.items()})
+        return reading, {a: round(c, 3) for a, (_, c) in found.items()}
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, labels=np.array(self.labels), weights=self.weights, biases=self.biases)
+
+    @classmethod
+    def load(cls, path: Path) -> Reader:
+        with np.load(path) as z:
+            return cls([str(x) for x in z["labels"]], z["weights"], z["biases"])
+
+
+def fit_reader(book: Phrasebook, rng: np.random.Generator, instructions: int = 3000) -> Reader:
+    """Fit the clause classifier on ``book``: every phrasing's clauses, the frames' own words
+    (labelled none), and the clauses of ``instructions`` written from random attribute sets."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = [], []
+
+    def add(text: str, stated: dict[str, str]) -> None:
+        for c in clauses(text):
+            label = NONE
+            for attr, value in stated.items():
+                for phrase in book.phrasings[(attr, value)]:
+                    if any(part in c for part in clauses(phrase)):
+                        label = f"{attr}={value}"
+            texts.append(c)
+            labels.append(label)
+
+    for (attr, value), phrases in book.phrasings.items():
+        for phrase in phrases:
+            add(phrase, {attr: value})
+    for frame in book.frames:
+        add(frame.replace("{clauses}", ""), {})
+    for _ in range(instructions):
+        attrs = random_attributes(rng)
+        add(book.write(attrs, rng), attrs.stated())
+    unique = sorted(set(texts))
+    vectors = dict(zip(unique, embed(unique), strict=True))
+    x = np.stack([vectors[t] for t in texts])
+    fit = LogisticRegression(C=10.0, max_iter=3000, random_state=0).fit(x, labels)
+    return Reader(
+        [str(c) for c in fit.classes_],
+        fit.coef_.astype(np.float32),
+        fit.intercept_.astype(np.float32),
+    )
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (N, 384), normalised, as the plan's vocabularies use."""
+    from composer.plan.request import sentence_model
+
+    return np.asarray(
+        sentence_model().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
+    )
+
+
+@dataclass
+class Instruct:
+    """A loaded instruct adapter: the merged checkpoint, the prefix encoder and the reader."""
+
+    checkpoint: Checkpoint
+    config: InstructConfig
+    encoder: PrefixEncoder
+    reader: Reader
+    thresholds: Thresholds
+    info: dict
+
+    def vectors(self, text: str) -> torch.Tensor:
+        """The instruction's prefix vectors (prefix_len, H)."""
+        with torch.no_grad():
+            return self.encoder(torch.from_numpy(embed([text]))).squeeze(0).float()
+
+
+def save_instruct_files(
+    folder: Path, config: InstructConfig, encoder: PrefixEncoder, reader: Reader,
+    thresholds: Thresholds, info: dict,
+) -> None:  # fmt: skip
+    """Write the files an instruct adapter adds to a plain adapter folder."""
+    from safetensors.torch import save_file
+
+    # bf16 halves the encoder (360k parameters) so that the adapter stays under 4 MB.
+    state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in encoder.state_dict().items()}
+    save_file(state, folder / "prefix.safetensors")
+    reader.save(folder / "reader.npz")
+    meta = {
+        "config": dataclasses.asdict(config),
+        "thresholds": dataclasses.asdict(thresholds),
+        "info": info,
+    }
+    (folder / "instruct.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+_LOADED: dict[str, Instruct] = {}
+
+
+def load_instruct(base: Checkpoint, model: str | Path) -> Instruct:
+    """The instruct adapter of checkpoint ``model`` (``base``, loaded), loaded once per process."""
+    from safetensors.torch import load_file
+
+    folder = adapter_path(model, INSTRUCT)
+    key = str(folder.resolve())
+    if key in _LOADED:
+        return _LOADED[key]
+    if not (folder / "instruct.json").exists():
+        raise ComposerError(
+            folder, "no instruct adapter here (train one with 'composer train --instruct')"
+        )
+    try:
+        meta = json.loads((folder / "instruct.json").read_text())
+        config = InstructConfig.from_dict(meta["config"])
+        th = Thresholds(**{k: tuple(v) for k, v in meta["thresholds"].items()})
+        encoder = PrefixEncoder(config, base.model.config.hidden_size)
+        state = {k: v.float() for k, v in load_file(folder / "prefix.safetensors").items()}
+        encoder.load_state_dict(state)
+        reader = Reader.load(folder / "reader.npz")
+    except Exception as e:  # json, safetensors, numpy and torch each raise their own types
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ComposerError(folder, f"corrupt instruct adapter ({msg})") from None
+    encoder.eval()
+    merged = cached_adapter(base, model, INSTRUCT)
+    _LOADED[key] = Instruct(merged, config, encoder, reader, th, meta.get("info", {}))
+    return _LOADED[key]
+
+
+# Controls for what the reader heard. Meter classes as their plainest meters. Density is
+# notes per quarter note over all voices, so it is set by the number of voices as much as by
+# each voice's bar intensity. Register moves the pitch distribution (constraints.PitchTilt):
+# a tilt down or up, a well around A4 for the middle. Calibrated on 10 eight-bar dev requests
+# per setting (five styles, three meters, seeds 1000+; not the evaluation's instructions):
+# sparse as one voice at intensity 1/0 landed sparse in 10 of 10, medium as one voice at 2 in
+# 10 (two voices at 1: 2), dense as four voices at 2/3 in 9; a tilt of -2 per octave landed
+# low in 9, +2 high in 10, a well of 2 middle in 9 (no bias at all: 3).
+METERS = {"duple": (4, 4), "triple": (3, 4), "compound": (6, 8)}
+DENSITY = {"sparse": ((0,), (1, 0)), "medium": ((0,), (2,)), "dense": ((0, 1, 2, 5), (2, 3))}
+REGISTER = {"low": (-2.0, 0.0), "middle": (0.0, 2.0), "high": (2.0, 0.0)}  # (tilt, well)
+
+
+@dataclass(frozen=True)
+class InstructControls:
+    """What the plan sets from an instruction: the request's controls and the tempo."""
+
+    key: tuple[int, str]
+    meter: tuple[int, int]
+    tempo: float
+    intensity: tuple[int, ...]
+    roles: tuple[int, ...] | None = None  # None: the style's own choice of voices
+    register_tilt: float = 0.0
+    register_well: float = 0.0
+
+
+def controls_for(
+    reading: Attributes, *, tonic: int = 0, key: tuple[int, str] | None = None,
+    meter: tuple[int, int] | None = None, tempo: float | None = None,
+    intensity: tuple[int, ...] | None = None,
+) -> InstructControls:  # fmt: skip
+    """The controls for what the reader heard; values given explicitly (flags, or a plan's
+    explicit facts) win over the reading. With no key given, the key is ``tonic`` in the mode
+    heard (major when none is)."""
+    from composer.train.instructions import TEMPO_BPM
+
+    roles = None
+    if reading.density and intensity is None:
+        roles, intensity = DENSITY[reading.density]
+    return InstructControls(
+        key=key or (tonic, reading.mode or "major"),
+        meter=meter or (METERS[reading.meter] if reading.meter else (4, 4)),
+        tempo=tempo or (TEMPO_BPM[reading.tempo] if reading.tempo else 100.0),
+        intensity=tuple(intensity or (1, 2)),
+        roles=roles,
+        register_tilt=REGISTER[reading.register][0] if reading.register else 0.0,
+        register_well=REGISTER[reading.register][1] if reading.register else 0.0,
+    )
+
+
+@lru_cache(maxsize=4)
+def load_reader(model: str | Path) -> Reader:
+    """The instruction reader of checkpoint ``model``'s instruct adapter (no weights merged)."""
+    path = adapter_path(model, INSTRUCT) / "reader.npz"
+    if not path.exists():
+        raise ComposerError(
+            path.parent, "no instruct adapter here (train one with 'composer train --instruct')"
+        )
+    try:
+        return Reader.load(path)
+    except Exception as e:  # numpy raises several types for a damaged archive
+        raise ComposerError(path, f"corrupt instruction reader ({e})") from None
+
+
+def read_instruction(
+    text: str, model: str | Path, **explicit
+) -> tuple[Attributes, dict[str, float], InstructControls]:
+    """What the instruct adapter's reader of ``model`` finds in ``text``: the attributes, each
+    reading's probability, and ``controls_for`` them with the ``explicit`` values kept."""
+    reading, confidence = load_reader(str(model)).read(text)
+    return reading, confidence, controls_for(reading, **explicit)

@@ -1,0 +1,234 @@
+"""``composer train --instruct``: prefix vectors and LoRA trained together on (instruction, music).
+
+Each training window gets an instruction written from its own measured attributes in the
+training phrasings (composer.train.instructions); the instruction's MiniLM embedding goes
+through the PrefixEncoder into ``prefix_len`` vectors placed before the window's tokens, and
+the loss is the window's next-token loss. Only the LoRA weights and the encoder learn.
+
+Validation scores the same held-out windows three ways: the base alone, the adapter with each
+window's own instruction (held-out phrasings), and the adapter with another window's
+instruction. The gap between the last two is what the instruction itself tells the decoder.
+The reader (instruction -> attributes, for the plan) is fitted at the end on instructions
+written from random attribute sets, and scored on held-out phrasings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from composer.errors import ComposerError
+from composer.model.adapters import adapter_path, save_adapter, wrap_for_training
+from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
+from composer.model.instruct import (
+    INSTRUCT,
+    InstructConfig,
+    PrefixEncoder,
+    embed,
+    fit_reader,
+    save_instruct_files,
+)
+from composer.progress import ProgressFn, log, no_progress
+from composer.train.data import TokenCache, WindowSampler, eval_windows
+from composer.train.instructions import (
+    ATTRIBUTES,
+    classify,
+    fit_thresholds,
+    measure,
+    phrasebook,
+    random_attributes,
+    say_some,
+)
+
+
+@dataclass(frozen=True)
+class InstructTrainConfig:
+    """One instruct run. Saved in instruct.json."""
+
+    instruct: InstructConfig = InstructConfig()
+    seq_len: int = 384
+    batch_size: int = 8
+    lr: float = 2e-3
+    warmup_steps: int = 20
+    minutes: float = 20.0
+    steps: int = 0  # exactly this many steps (0: as many as ``minutes`` allow)
+    val_windows: int = 96
+    reader_examples: int = 4000
+    seed: int = 0
+
+
+@dataclass
+class InstructResult:
+    path: Path
+    steps: int
+    minutes: float
+    base_loss: float  # nats/token on the validation windows, base alone
+    matched_loss: float  # adapter, each window's own instruction
+    mismatched_loss: float  # adapter, another window's instruction
+    reader_accuracy: dict[str, float]  # held-out phrasings
+
+
+def _loss(model, encoder, ids: torch.Tensor, labels: torch.Tensor, emb: torch.Tensor | None):
+    """Next-token loss of windows ``ids`` (B, L) after the instruction's prefix vectors."""
+    tokens = model.get_input_embeddings()(ids)
+    if emb is not None:
+        prefix = encoder(emb)  # (B, k, H)
+        tokens = torch.cat([prefix.to(tokens.dtype), tokens], 1)
+        ignore = torch.full((len(ids), prefix.shape[1]), -100, dtype=labels.dtype)
+        labels = torch.cat([ignore, labels], 1)
+    return model(inputs_embeds=tokens, labels=labels).loss
+
+
+def _batch(windows: list[np.ndarray], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(len(w) for w in windows)
+    ids = np.full((len(windows), length), pad, dtype=np.int64)
+    labels = np.full((len(windows), length), -100, dtype=np.int64)
+    for r, w in enumerate(windows):
+        ids[r, : len(w)] = w
+        labels[r, : len(w)] = w
+    return torch.from_numpy(ids), torch.from_numpy(labels)
+
+
+@torch.no_grad()
+def _val_loss(model, encoder, windows, embs, pad: int, batch: int = 8) -> float:
+    total, count = 0.0, 0
+    for s in range(0, len(windows), batch):
+        ids, labels = _batch(windows[s : s + batch], pad)
+        emb = None if embs is None else torch.from_numpy(embs[s : s + batch])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = _loss(model, encoder, ids, labels, emb)
+        n = int((labels[:, 1:] != -100).sum())
+        total, count = total + float(loss) * n, count + n
+    return total / max(count, 1)
+
+
+def train_instruct(
+    *,
+    model: str | Path = DEFAULT_MODEL,
+    cache: Path = Path(".cache/data-v1"),
+    config: InstructTrainConfig = InstructTrainConfig(),
+    force: bool = False,
+    progress: ProgressFn = no_progress,
+) -> InstructResult:
+    """Train the instruct adapter of checkpoint ``model`` on the corpus token cache."""
+    out = adapter_path(model, INSTRUCT)
+    if out.exists() and not force:
+        raise ComposerError(out, "instruct adapter already exists (pass --force to replace it)")
+    base = load_checkpoint(model)
+    tok = base.tokenizer
+    data = TokenCache.load(cache, tok)
+    rng = np.random.default_rng(config.seed)
+    sampler = WindowSampler(data, tok, config.seq_len, seed=config.seed)
+    th = fit_thresholds([measure(tok, sampler.window()) for _ in range(2000)])
+    log.info("thresholds: %s", th)
+    train_book, held_book = phrasebook("train"), phrasebook("heldout")
+
+    val = eval_windows(data, "val", config.seq_len)
+    val = [val[i] for i in rng.permutation(len(val))[: config.val_windows]]
+    val_attrs = [say_some(classify(measure(tok, w), th), rng) for w in val]
+    val_emb = embed([held_book.write(a, rng) for a in val_attrs])
+    shuffled = val_emb[np.roll(np.arange(len(val)), len(val) // 2)]
+    base_loss = _val_loss(base.model, None, val, None, tok.pad_id)
+
+    peft_model = wrap_for_training(base, config.instruct.lora, seed=config.seed)
+    encoder = PrefixEncoder(config.instruct, base.model.config.hidden_size)
+    params = [p for p in peft_model.parameters() if p.requires_grad] + list(encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    peft_model.train()
+    start, step = time.monotonic(), 0
+    total = config.steps or None
+    while total is None or step < total:
+        windows = [sampler.window() for _ in range(config.batch_size)]
+        texts = [train_book.write(say_some(classify(measure(tok, w), th), rng), rng)
+                 for w in windows]  # fmt: skip
+        ids, labels = _batch(windows, tok.pad_id)
+        emb = torch.from_numpy(embed(texts))
+        if total is None and step == 20:  # fit the schedule to the time limit at that speed
+            rate = step / (time.monotonic() - start)
+            total = max(40, int(rate * config.minutes * 60))
+            log.info("instruct: schedule fitted to %d steps", total)
+        horizon = total or 10**6
+        warm = min(1.0, (step + 1) / config.warmup_steps)
+        cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / horizon, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = config.lr * warm * cosine
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = _loss(peft_model, encoder, ids, labels, emb)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad()
+        step += 1
+        progress("train instruct", step, total)
+        if step % 50 == 0:
+            log.info("instruct step %d/%s loss %.3f", step, total, float(loss))
+    minutes = (time.monotonic() - start) / 60
+    peft_model.eval()
+    encoder.eval()
+    matched = _val_loss(peft_model, encoder, val, val_emb, tok.pad_id)
+    mismatched = _val_loss(peft_model, encoder, val, shuffled, tok.pad_id)
+    log.info("val loss: base %.4f, matched %.4f, mismatched %.4f", base_loss, matched, mismatched)
+
+    reader, accuracy = _reader(rng, config.reader_examples)
+    info = {
+        "steps": step,
+        "minutes": round(minutes, 1),
+        "tokens_seen": step * config.batch_size * config.seq_len,
+        "hardware": f"cpu x{torch.get_num_threads()}",
+        "val_windows": len(val),
+        "base_val_loss": round(base_loss, 4),
+        "val_loss": round(matched, 4),
+        "mismatched_val_loss": round(mismatched, 4),
+        "reader_heldout_accuracy": accuracy,
+        "train_config": dataclasses.asdict(config),
+    }
+
+    def extra(folder: Path) -> None:
+        save_instruct_files(folder, config.instruct, encoder.float(), reader, th, info)
+
+    save_adapter(peft_model, out, config.instruct.lora, base, info, extra=extra)
+    return InstructResult(out, step, minutes, base_loss, matched, mismatched, accuracy)
+
+
+def _reader(rng: np.random.Generator, n: int):
+    """Fit the reader on the training phrasings; its accuracy per attribute on ``n // 4``
+    held-out-phrasing instructions, over the attributes they state."""
+    reader = fit_reader(phrasebook("train"), rng, n)
+    held_book = phrasebook("heldout")
+    test = [random_attributes(rng) for _ in range(n // 4)]
+    readings = [reader.read(held_book.write(a, rng))[0] for a in test]
+    accuracy = {}
+    for attr in ATTRIBUTES:
+        hits = [getattr(r, attr) == getattr(t, attr)
+                for r, t in zip(readings, test, strict=True) if getattr(t, attr)]  # fmt: skip
+        accuracy[attr] = round(float(np.mean(hits)), 3) if hits else float("nan")
+    log.info("reader accuracy on held-out phrasings (stated attributes): %s", accuracy)
+    return reader, accuracy
+
+
+def refit_reader(
+    model: str | Path = DEFAULT_MODEL, examples: int = 4000, seed: int = 0
+) -> dict[str, float]:
+    """Fit the instruct adapter's reader again (the decoder and prefix are left as they are);
+    returns its accuracy on held-out phrasings, also recorded in instruct.json."""
+    import json
+
+    from composer.io import atomic_path, atomic_write_text
+
+    folder = adapter_path(model, INSTRUCT)
+    meta_path = folder / "instruct.json"
+    if not meta_path.exists():
+        raise ComposerError(folder, "no instruct adapter here (composer train --instruct)")
+    reader, accuracy = _reader(np.random.default_rng(seed), examples)
+    with atomic_path(folder / "reader.npz") as tmp:
+        reader.save(tmp)
+    meta = json.loads(meta_path.read_text())
+    meta["info"]["reader_heldout_accuracy"] = accuracy
+    atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    return accuracy

@@ -1,0 +1,182 @@
+"""Instructions written from music: measured attributes, then varied phrasings of them.
+
+An instruction for a training window states some of the window's measured attributes (mode,
+meter, density, register) and a tempo class, each in one of several phrasings from
+``prompts/instructions/attributes.tsv``, inside a frame from ``frames.txt``; some attributes are
+left unsaid on purpose, so the model learns that an unsaid attribute is free. Phrasings and
+frames marked ``heldout`` never appear in training: the adherence evaluation writes its
+instructions from them.
+
+Tempo is not in the notes (the tokens carry no tempo; the plan sets beats per minute), so a
+training instruction states a random tempo class: the decoder learns to ignore it, and the
+instruction reader (composer.model.instruct) learns to read it for the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from composer.tokens import ScoreTokenizer
+from composer.tokens.tokenizer import BAR, KEY, PITCH, TIMESIG
+
+INSTRUCTIONS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "instructions"
+ATTRIBUTES = ("tempo", "mode", "density", "meter", "register")
+VALUES = {
+    "tempo": ("slow", "moderate", "fast"),
+    "mode": ("major", "minor"),
+    "density": ("sparse", "medium", "dense"),
+    "meter": ("duple", "triple", "compound"),
+    "register": ("low", "middle", "high"),
+}
+# Beats per minute the plan uses for a tempo class, and the ranges that count as meeting it.
+TEMPO_BPM = {"slow": 66.0, "moderate": 100.0, "fast": 144.0}
+TEMPO_RANGE = {"slow": (0.0, 80.0), "moderate": (80.0, 120.0), "fast": (120.0, 1e9)}
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What an instruction can state; None: unsaid (or, measured, not classifiable)."""
+
+    tempo: str | None = None
+    mode: str | None = None
+    density: str | None = None
+    meter: str | None = None
+    register: str | None = None
+
+    def stated(self) -> dict[str, str]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Class boundaries measured on the training windows (tertiles): notes per quarter note
+    for density, mean MIDI pitch for register. Saved with the instruct adapter."""
+
+    density: tuple[float, float]
+    register: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Raw measurements of a token stream."""
+
+    mode: str | None
+    meter: str | None
+    notes_per_beat: float
+    mean_pitch: float
+
+
+def meter_class(num: int, den: int) -> str | None:
+    if den == 8 and num in (6, 9, 12):
+        return "compound"
+    if num == 3:
+        return "triple"
+    if num in (2, 4):
+        return "duple"
+    return None
+
+
+def measure(tok: ScoreTokenizer, ids) -> Measures:
+    """Mode (from the key token), meter class (first time signature), density and register."""
+    ids = np.asarray(ids, dtype=np.int64)
+    kinds = tok.kind[ids]
+    keys = ids[kinds == KEY]
+    mode = None if not len(keys) else ("minor" if tok.value[keys[0]] >= 12 else "major")
+    sigs = ids[kinds == TIMESIG]
+    meter, beats_per_bar = None, 0.0
+    if len(sigs):
+        v = int(tok.value[sigs[0]])
+        meter, beats_per_bar = meter_class(v // 100, v % 100), float(tok.beats[sigs[0]])
+    pitches = tok.value[ids[kinds == PITCH]]
+    beats = max(int((kinds == BAR).sum()), 1) * max(beats_per_bar, 1.0)
+    mean_pitch = float(pitches.mean()) if len(pitches) else float("nan")
+    return Measures(mode, meter, len(pitches) / beats, mean_pitch)
+
+
+def _bin(x: float, edges: tuple[float, float], names: tuple[str, str, str]) -> str | None:
+    if np.isnan(x):
+        return None
+    return names[0] if x < edges[0] else names[2] if x >= edges[1] else names[1]
+
+
+def classify(m: Measures, th: Thresholds) -> Attributes:
+    """Measured attributes (tempo is never in the notes)."""
+    return Attributes(
+        mode=m.mode,
+        meter=m.meter,
+        density=_bin(m.notes_per_beat, th.density, VALUES["density"]),
+        register=_bin(m.mean_pitch, th.register, VALUES["register"]),
+    )
+
+
+def fit_thresholds(measures: list[Measures]) -> Thresholds:
+    """Tertiles of density and register over ``measures``."""
+    dens = np.array([m.notes_per_beat for m in measures])
+    reg = np.array([m.mean_pitch for m in measures if not np.isnan(m.mean_pitch)])
+    return Thresholds(
+        tuple(float(x) for x in np.quantile(dens, [1 / 3, 2 / 3])),
+        tuple(float(x) for x in np.quantile(reg, [1 / 3, 2 / 3])),
+    )
+
+
+@dataclass(frozen=True)
+class Phrasebook:
+    """Phrasings per (attribute, value) and sentence frames, for one split."""
+
+    phrasings: dict[tuple[str, str], tuple[str, ...]]
+    frames: tuple[str, ...]
+
+    def write(self, attrs: Attributes, rng: np.random.Generator) -> str:
+        """One instruction stating exactly ``attrs.stated()``, in random order and wording."""
+        stated = list(attrs.stated().items())
+        rng.shuffle(stated)
+        clauses = [str(rng.choice(self.phrasings[(k, v)])) for k, v in stated]
+        if len(clauses) > 1:
+            text = ", ".join(clauses[:-1]) + " and " + clauses[-1]
+        else:
+            text = clauses[0] if clauses else "anything"
+        return str(rng.choice(self.frames)).replace("{clauses}", text)
+
+
+@lru_cache(maxsize=2)
+def phrasebook(split: str, folder: Path = INSTRUCTIONS_DIR) -> Phrasebook:
+    """The ``train`` or ``heldout`` phrasings and frames from ``prompts/instructions/``."""
+    phrasings: dict[tuple[str, str], list[str]] = {}
+    for line in (folder / "attributes.tsv").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        attr, value, where, text = line.split("\t")
+        if where == split:
+            phrasings.setdefault((attr, value), []).append(text)
+    frames = []
+    for line in (folder / "frames.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            where, text = line.split("\t")
+            if where == split:
+                frames.append(text)
+    missing = [f"{a}={v}" for a in ATTRIBUTES for v in VALUES[a] if (a, v) not in phrasings]
+    if missing or not frames:
+        raise ValueError(f"{folder}: no {split} phrasing for {', '.join(missing) or 'frames'}")
+    return Phrasebook({k: tuple(v) for k, v in phrasings.items()}, tuple(frames))
+
+
+def say_some(attrs: Attributes, rng: np.random.Generator, keep: float = 0.6) -> Attributes:
+    """``attrs`` with each known attribute kept with probability ``keep`` (at least one), and a
+    random tempo class stated as often."""
+    values = dataclasses.asdict(attrs)
+    values["tempo"] = str(rng.choice(VALUES["tempo"]))
+    known = [k for k, v in values.items() if v is not None]
+    kept = [k for k in known if rng.random() < keep] or [str(rng.choice(known))]
+    return Attributes(**{k: (values[k] if k in kept else None) for k in ATTRIBUTES})
+
+
+def random_attributes(rng: np.random.Generator, keep: float = 0.6) -> Attributes:
+    """Each attribute stated with probability ``keep`` (at least one), at a random value."""
+    values = {a: str(rng.choice(VALUES[a])) for a in ATTRIBUTES}
+    kept = [a for a in ATTRIBUTES if rng.random() < keep] or [str(rng.choice(ATTRIBUTES))]
+    return Attributes(**{a: (values[a] if a in kept else None) for a in ATTRIBUTES})

@@ -1,0 +1,234 @@
+"""Instruction tuning on the tiny decoder: instructions from measured attributes, the reader,
+prefix vectors through both decoding paths, training, loading, the CLI and the evaluation."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from test_adapters import write_midi_folder
+
+from composer.cli import main
+from composer.model.generate import GenerationRequest, forget_checkpoints, sample, uniform_controls
+from composer.model.instruct import (
+    InstructConfig,
+    PrefixEncoder,
+    Reader,
+    controls_for,
+    fit_reader,
+    load_instruct,
+)
+from composer.train.instructions import (
+    ATTRIBUTES,
+    VALUES,
+    Attributes,
+    Thresholds,
+    classify,
+    measure,
+    phrasebook,
+    say_some,
+)
+
+
+def test_phrasebooks_are_disjoint_and_cover_every_value():
+    train, held = phrasebook("train"), phrasebook("heldout")
+    for attr in ATTRIBUTES:
+        for value in VALUES[attr]:
+            assert train.phrasings[(attr, value)] and held.phrasings[(attr, value)]
+            assert not set(train.phrasings[(attr, value)]) & set(held.phrasings[(attr, value)])
+    assert not set(train.frames) & set(held.frames)
+
+
+def test_instruction_states_what_is_asked_in_a_training_frame():
+    book, rng = phrasebook("train"), np.random.default_rng(0)
+    said = set()
+    for _ in range(50):
+        attrs = say_some(Attributes(mode="minor", meter="triple", density="dense"), rng)
+        assert attrs.stated() and attrs.register is None  # never states what was not measured
+        text = book.write(attrs, rng)
+        for attr, value in attrs.stated().items():
+            assert any(p in text for p in book.phrasings[(attr, value)])
+            said.add(attr)
+        heads = [f.split("{clauses}")[0] for f in book.frames]
+        assert any(text.startswith(h) for h in heads)
+    assert said == {"tempo", "mode", "meter", "density"}  # each is sometimes said
+
+
+def test_measure_reads_mode_meter_density_register(tiny_checkpoint):
+    from composer.model import load_checkpoint
+    from composer.tokens.tokenizer import PITCH
+
+    tok = load_checkpoint(tiny_checkpoint).tokenizer
+    # 2 bars of 3/4 in D minor: 3 quarter notes per bar at pitch 74 (high), 1 note per beat.
+    vocab = tok.vocab
+    bar = [tok.bar_id, vocab["TimeSig_3/4"], vocab["Intensity_1"]]
+    note = [vocab["Program_0"], vocab["Pitch_74"], vocab["Velocity_95"], vocab["Duration_1.0.12"]]
+    body = []
+    for _ in range(2):
+        body += bar
+        for beat in range(3):
+            body += [vocab[f"Position_{beat * 12}"], *note]
+    ids = tok.header("chorale", (2, "minor")) + body
+    m = measure(tok, ids)
+    assert m.mode == "minor" and m.meter == "triple"
+    assert m.notes_per_beat == pytest.approx(1.0)
+    assert (tok.kind[np.array(ids)] == PITCH).sum() == 6 and m.mean_pitch == 74
+    a = classify(m, Thresholds(density=(1.2, 1.7), register=(66.0, 71.0)))
+    assert (a.density, a.register, a.tempo) == ("sparse", "high", None)
+
+
+def test_reader_reads_clauses_saves_and_loads(tmp_path):
+    reader = fit_reader(phrasebook("train"), np.random.default_rng(0), instructions=200)
+    text = "I'd like a piece that is in a minor key, in 6/8 and up-tempo."
+    reading, confidence = reader.read(text)
+    assert (reading.mode, reading.meter, reading.tempo) == ("minor", "compound", "fast")
+    assert reading.register is None and set(confidence) == set(reading.stated())
+    assert reader.read("")[0] == Attributes()
+    reader.save(tmp_path / "reader.npz")
+    assert Reader.load(tmp_path / "reader.npz").read(text) == (reading, confidence)
+
+
+def test_controls_for_keeps_explicit_values():
+    heard = Attributes(tempo="fast", mode="minor", meter="compound", density="sparse",
+                       register="high")  # fmt: skip
+    ctl = controls_for(heard, tonic=2)
+    assert (ctl.key, ctl.meter, ctl.tempo) == ((2, "minor"), (6, 8), 144.0)
+    assert ctl.roles == (0,) and ctl.register_tilt > 0
+    ctl = controls_for(heard, key=(7, "major"), meter=(3, 4), tempo=90.0, intensity=(0,))
+    assert (ctl.key, ctl.meter, ctl.tempo, ctl.intensity) == ((7, "major"), (3, 4), 90.0, (0,))
+    assert ctl.roles is None  # an explicit intensity leaves the voices to the style
+    plain = controls_for(Attributes())
+    assert (plain.key, plain.meter, plain.tempo, plain.register_tilt) == ((0, "major"), (4, 4),
+                                                                          100.0, 0.0)  # fmt: skip
+
+
+def test_pitch_tilt_moves_the_register(tiny_checkpoint):
+    from composer.evaluate.metrics import notes_of
+    from composer.model import load_checkpoint
+
+    tiny = load_checkpoint(tiny_checkpoint)
+    means = []
+    for tilt in (-4.0, 0.0, 4.0):
+        req = GenerationRequest(style="folk", key=(0, "major"), meter=(4, 4),
+                                controls=uniform_controls(4, [2]), candidates=2, seed=0,
+                                register_tilt=tilt)  # fmt: skip
+        rows, _, _ = sample(tiny, req)
+        means.append(np.mean([np.mean(notes_of(tiny.tokenizer, r).pitch) for r in rows]))
+    assert means[0] < means[1] < means[2]
+
+
+def test_fast_decoder_prefix_vectors_match_transformers(tiny_checkpoint):
+    from composer.model import load_checkpoint
+    from composer.model.fast import FastDecoder
+
+    model = load_checkpoint(tiny_checkpoint).model
+    torch.manual_seed(0)
+    vectors = torch.randn(2, 3, model.config.hidden_size) * 0.02
+    ids = torch.randint(0, 100, (2, 12))
+    with torch.inference_mode():
+        embeds = torch.cat([vectors, model.get_input_embeddings()(ids)], 1)
+        ref = model(inputs_embeds=embeds).logits[:, -1]
+    fast = FastDecoder(model, batch=2, max_len=32, dtype=torch.float32)
+    fast.forward_all(embeds=vectors)
+    fast.forward_all(ids[:, :8])
+    for j in range(8, 12):
+        got = fast.forward(ids[:, j : j + 1])
+    assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_prefix_vectors_change_the_music_and_keep_the_grammar(tiny_checkpoint):
+    from composer.model import load_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    req = GenerationRequest(style="folk", key=(0, "major"), meter=(3, 4),
+                            controls=uniform_controls(2, [1, 2]), candidates=2, seed=3)  # fmt: skip
+    hidden = ckpt.model.config.hidden_size
+    a = torch.randn(4, hidden, generator=torch.Generator().manual_seed(1))
+    rows = {}
+    for fast in (True, False):
+        for name, vec in (("none", None), ("a", a)):
+            ids, _, _ = sample(ckpt, req, fast=fast, vectors=vec)
+            assert all(row.count(ckpt.tokenizer.bar_id) == 2 for row in ids)
+            rows[(fast, name)] = ids
+    assert rows[(True, "a")] != rows[(True, "none")]
+    assert sample(ckpt, req, vectors=a)[0] == rows[(True, "a")]  # same seed, same output
+
+
+@pytest.fixture(scope="module")
+def instructed(tiny_checkpoint, tmp_path_factory):
+    """A copy of the tiny checkpoint with an instruct adapter trained for 3 steps."""
+    from composer.model import load_checkpoint
+    from composer.train.instruct import InstructTrainConfig, train_instruct
+    from composer.train.run import load_data
+
+    root = tmp_path_factory.mktemp("instruct")
+    model = root / "tiny"
+    shutil.copytree(tiny_checkpoint, model)
+    write_midi_folder(root / "tunes")
+    tok = load_checkpoint(model).tokenizer
+    cache = load_data([root / "tunes"], "folk", root / "cache", tok, seed=0, workers=1).folder
+    config = InstructTrainConfig(seq_len=128, batch_size=4, steps=3, val_windows=8,
+                                 reader_examples=120)  # fmt: skip
+    result = train_instruct(model=model, cache=cache, config=config)
+    return model, result
+
+
+def test_instruct_adapter_trained_saved_and_loaded(instructed):
+    from composer.model import load_checkpoint
+    from composer.model.adapters import MAX_ADAPTER_BYTES
+
+    model, result = instructed
+    assert result.steps == 3 and result.path == model / "adapters" / "instruct"
+    files = {f.name for f in result.path.iterdir()}
+    assert {"prefix.safetensors", "reader.npz", "instruct.json"} <= files
+    assert sum(f.stat().st_size for f in result.path.iterdir()) <= MAX_ADAPTER_BYTES
+    assert set(result.reader_accuracy) == set(ATTRIBUTES)
+    base = load_checkpoint(model)
+    inst = load_instruct(base, model)
+    assert inst.config == InstructConfig()
+    v = inst.vectors("slow and dark, in a low register")
+    assert v.shape == (InstructConfig().prefix_len, base.model.config.hidden_size)
+    assert not torch.equal(v, inst.vectors("fast and bright, high up"))
+    assert isinstance(inst.encoder, PrefixEncoder)
+
+
+def test_generate_with_instruction_cli(instructed, tmp_path, capsys):
+    model, _ = instructed
+    forget_checkpoints()
+    args = ["generate", "--model", str(model), "--bars", "2", "-n", "2", "--tempo", "88",
+            "--instruction", "in a minor key, in triple time"]  # fmt: skip
+    for adapter in ("none", "instruct"):  # the reader's controls; with the prefix as well
+        out = tmp_path / f"{adapter}.mid"
+        assert main([*args, "--adapter", adapter, "-o", str(out)]) == 0
+        text = capsys.readouterr().out
+        assert "instruction read as:" in text and "at 88 bpm" in text and out.exists()
+    assert main([*args[:-2], "--adapter", "instruct", "-o", str(tmp_path / "x.mid")]) == 1
+    assert "give one" in capsys.readouterr().err
+
+
+def test_missing_or_corrupt_instruct_adapter_is_one_line(instructed, tiny_checkpoint, tmp_path):
+    from composer.errors import ComposerError
+    from composer.model import load_checkpoint
+
+    with pytest.raises(ComposerError, match="no instruct adapter"):
+        load_instruct(load_checkpoint(tiny_checkpoint), tiny_checkpoint)
+    model, _ = instructed
+    broken = tmp_path / "tiny"
+    shutil.copytree(model, broken)
+    (broken / "adapters" / "instruct" / "prefix.safetensors").write_bytes(b"junk")
+    with pytest.raises(ComposerError, match="corrupt instruct adapter"):
+        load_instruct(load_checkpoint(broken), broken)
+
+
+def test_eval_instructions_reports_both_arms(instructed, tmp_path):
+    from composer.evaluate.instructions import eval_instructions
+
+    model, _ = instructed
+    report = eval_instructions(model, n=3, bars=2, candidates=2, free_pieces=2, out=tmp_path)
+    assert len(report.rows) == 3 and len(report.free) == 2
+    for row in report.rows:
+        assert set(row.met) == set(row.stated) == set(row.met_base) and row.stated
+    assert 0.0 <= report.rate() <= 1.0 and 0.0 < report.free[0].p_value <= 1.0
+    assert "base+controls" in (tmp_path / "instructions.txt").read_text()
