@@ -161,5 +161,7 @@ def test_shipped_adapters_fit_the_limit():
         folder = ad.adapter_path(DEFAULT_MODEL, name)
         assert sum(f.stat().st_size for f in folder.iterdir()) <= ad.MAX_ADAPTER_BYTES
         info = ad.read_meta(folder)["info"]
-        # Each shipped style adapter lowers its style's validation loss below the base's.
-        assert info["history"][-1]["val_loss"] < info["base_val_loss"], name
+        # Each shipped adapter lowers its validation loss below the base's (the instruct
+        # adapter records one figure, on windows paired with their instructions).
+        val = info["history"][-1]["val_loss"] if "history" in info else info["val_loss"]
+        assert val < info["base_val_loss"], name

@@ -108,6 +108,10 @@ def save_adapter(
         for cfg in peft_model.peft_config.values():
             cfg.base_model_name_or_path = folder.parent.parent.name
         peft_model.save_pretrained(tmp)
+        # peft's model card names the base by the path it was loaded from: this machine's.
+        card, loaded_from = tmp / "README.md", str(getattr(base.model, "name_or_path", "") or "")
+        if card.exists() and loaded_from:
+            card.write_text(card.read_text().replace(loaded_from, folder.parent.parent.name))
         if extra is not None:
             extra(tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir())
