@@ -80,6 +80,24 @@ def test_eval_generation_report(trained, tmp_path):
     assert len(list((tmp_path / "report" / "midi").glob("*.mid"))) == 3
 
 
+def test_held_out_plans_give_every_style_an_equal_share(tok, tmp_path):
+    import dataclasses
+    from collections import Counter
+
+    from composer.evaluate.generation import plans_from_held_out
+
+    pieces = [piece(i) for i in range(120)]
+    pieces += [dataclasses.replace(piece(i), id=f"fiddle/{i}", style="fiddle") for i in range(40)]
+    cache = build_cache(pieces, tok, tmp_path, seed=0)
+    held = Counter(p.style for p in cache.split("test"))
+    assert held["folk"] > held["fiddle"] >= 1
+    plans = plans_from_held_out(cache, tok, 20, bars=4, seed=0)
+    assert Counter(style for _, style, _, _ in plans) == {"folk": 10, "fiddle": 10}
+    # The few fiddle pieces come back in other keys and seeds.
+    fiddle = [req for _, style, _, req in plans if style == "fiddle"]
+    assert len({(r.key, r.seed) for r in fiddle}) == 10
+
+
 def test_eval_loss_scores_every_row_on_the_same_windows(trained):
     from composer.evaluate.loss import eval_loss
 

@@ -69,6 +69,23 @@ def test_hits_sections_and_roles_are_forced(tiny):
         assert {r for b in bars for _, r, _ in b["onsets"]} <= {0, 5}
 
 
+def test_a_style_writes_its_corpus_texture_unless_roles_are_named(tiny):
+    tok = tiny.tokenizer
+    ckpt = dataclasses.replace(tiny, info={"style_roles": {"folk": [0], "chorale": [0, 1, 2, 5]}})
+    req = GenerationRequest(
+        style="folk", key=(0, "major"), meter=(4, 4), controls=uniform_controls(2, [2]), seed=5
+    )
+
+    def roles(res):
+        return {r for c in res.candidates for b in tok.bars(c.ids) for _, r, _ in b["onsets"]}
+
+    folk = generate(ckpt, req)
+    assert folk.request.roles == (0,) and roles(folk) == {0}
+    named = generate(ckpt, dataclasses.replace(req, roles=(0, 5)))
+    assert roles(named) <= {0, 5} and 5 in roles(named)
+    assert generate(ckpt, dataclasses.replace(req, style="piano")).request.roles is None
+
+
 def test_same_seed_same_tokens(tiny):
     req = GenerationRequest(
         style="folk",

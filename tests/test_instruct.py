@@ -3,6 +3,7 @@ prefix vectors through both decoding paths, training, loading, the CLI and the e
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -15,11 +16,10 @@ from composer.model.generate import GenerationRequest, forget_checkpoints, sampl
 from composer.model.instruct import (
     InstructConfig,
     PrefixEncoder,
-    Reader,
     controls_for,
-    fit_reader,
     load_instruct,
 )
+from composer.model.reader import Cues, Reader, fit_reader
 from composer.train.instructions import (
     ATTRIBUTES,
     VALUES,
@@ -88,6 +88,37 @@ def test_reader_reads_clauses_saves_and_loads(tmp_path):
     assert reader.read("")[0] == Attributes()
     reader.save(tmp_path / "reader.npz")
     assert Reader.load(tmp_path / "reader.npz").read(text) == (reading, confidence)
+
+
+@pytest.mark.parametrize(
+    "clause,said",
+    [
+        ("at a hundred and forty beats a minute", {"tempo": "fast"}),
+        ("around 72 bpm", {"tempo": "slow"}),
+        ("at ninety-six beats per minute", {"tempo": "moderate"}),
+        ("in 9/8", {"meter": "compound"}),
+        ("in 3/8", {"meter": "triple"}),
+        ("low in note density", {"density": "sparse"}),
+        ("with a high register", {"register": "high"}),
+        ("not too fast", {"tempo": "moderate"}),
+        ("neither busy nor sparse", {"density": "medium"}),
+        ("in no hurry", {"tempo": "slow"}),
+        ("a slow waltz in d minor", {"tempo": "slow", "meter": "triple", "mode": "minor"}),
+        ("fast or slow, whatever", {}),  # cues that disagree say nothing
+        ("for a sunrise over the sea", {}),
+    ],
+)
+def test_cues_read_numbers_levels_and_negations(clause, said):
+    assert Cues.load().read(clause) == said
+
+
+def test_cues_travel_with_the_reader_and_win_over_the_regression(tmp_path):
+    reader = fit_reader(phrasebook("train"), np.random.default_rng(0), 200, cues=Cues(()))
+    cued = dataclasses.replace(reader, cues=Cues((("tempo", "slow", "glacial"),)))
+    assert cued.read("glacial")[0].tempo == "slow"
+    assert cued.read("glacial")[1]["tempo"] == 1.0
+    cued.save(tmp_path / "reader.npz")
+    assert Reader.load(tmp_path / "reader.npz").cues == cued.cues
 
 
 def test_controls_for_keeps_explicit_values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +14,14 @@ from composer.errors import ComposerError
 from composer.model import ModelSpec, load_checkpoint
 from composer.tokens import ScoreTokenizer
 from composer.train.corpus import CorpusPiece, SkippedPiece
-from composer.train.data import HEADER, TokenCache, WindowSampler, build_cache, eval_windows
+from composer.train.data import (
+    HEADER,
+    TokenCache,
+    WindowSampler,
+    build_cache,
+    eval_windows,
+    style_textures,
+)
 from composer.train.ngram import KneserNey
 from composer.train.trainer import TrainConfig, train
 
@@ -90,6 +98,18 @@ def test_eval_windows_cover_each_piece_once(cache, tok):
     assert all(len(w) <= 100 for w in windows)
 
 
+def test_style_textures_are_the_roles_most_pieces_write(tok, tmp_path):
+    two = [piece(i) for i in range(12)]
+    one = []
+    for i in range(12, 24):  # melody alone, as a "fiddle" tune; one of them with a bass
+        p = piece(i)
+        if i != 12:
+            p.score.tracks.pop()
+        one.append(dataclasses.replace(p, style="fiddle", n_parts=2 if i == 12 else 1))
+    cache = build_cache(two + one, tok, tmp_path, seed=0)
+    assert style_textures(cache, tok, split="train") == {"fiddle": [0], "folk": [0, 5]}
+
+
 def test_ngram_beats_unigram_and_normalises(cache, tok):
     seqs = [cache.ids(p) for p in cache.split("train")]
     held = eval_windows(cache, "train", 200)[:5]
@@ -122,6 +142,7 @@ def test_train_saves_a_loadable_checkpoint_and_resumes(cache, tok, tmp_path):
     ckpt = load_checkpoint(out, tokenizer=tok)
     assert ckpt.spec.tokenizer_hash == tok.vocab_hash
     assert ckpt.info["steps"] == res.steps
+    assert ckpt.info["style_roles"] == {"folk": [0, 5]}  # what the pieces write, recorded
     assert (out / "model.safetensors").stat().st_size < 2_000_000
     # Resuming with more epochs continues from the saved step instead of starting over.
     more = train(cache, tok, tiny_config(epochs=1.0), out, resume=True)

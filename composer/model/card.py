@@ -84,6 +84,12 @@ def write_model_card(
         "- augmentation: every window transposed on the fly by a random shift that keeps "
         "the piece in range"
     )
+    if textures := info.get("style_roles"):
+        lines.append(
+            "- voices per style (roles most of the style's train pieces write; a request that "
+            "names no voices gets these): "
+            + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(textures.items()))
+        )
     lines += [
         "",
         "## Training",

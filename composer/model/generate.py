@@ -9,6 +9,7 @@ inputs give the same tokens.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class GenerationRequest:
     key: tuple[int, str]
     meter: tuple[int, int]
     controls: tuple[BarControls, ...]
-    roles: tuple[int, ...] | None = None  # role ids to write (None: any)
+    roles: tuple[int, ...] | None = None  # role ids to write (None: the style's texture)
     every_role_every_bar: bool = False  # each of ``roles`` plays in every bar
     temperature: float = 1.0
     top_p: float = 0.95
@@ -342,6 +343,15 @@ def best_key(tok: ScoreTokenizer, ids: list[int]) -> tuple[int, str]:
     return k % 12, "minor" if k >= 12 else "major"
 
 
+def with_style_texture(ckpt: Checkpoint, req: GenerationRequest) -> GenerationRequest:
+    """``req`` with the voices its style writes in the training corpus (the checkpoint's
+    ``style_roles``) when it names none; a style the checkpoint has no texture for writes any."""
+    texture = ckpt.info.get("style_roles", {}).get(req.style)
+    if req.roles is not None or not texture:
+        return req
+    return dataclasses.replace(req, roles=tuple(texture))
+
+
 def generate(
     ckpt: Checkpoint,
     req: GenerationRequest,
@@ -352,6 +362,7 @@ def generate(
 
     ``vectors``: an instruction's prefix vectors (composer.model.instruct), for a checkpoint
     with the instruct adapter merged."""
+    req = with_style_texture(ckpt, req)
     rows, lps, speed = sample(ckpt, req, progress, vectors=vectors)
     cands = []
     for row, lp in zip(rows, lps, strict=True):

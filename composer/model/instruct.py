@@ -8,10 +8,11 @@ composer.model.adapters) with two more files:
   header, where the decoder attends to them like tokens; they were trained together with the
   adapter's LoRA (composer.train.instruct), so free text that no control token covers still
   reaches the notes.
-- ``reader.npz``: a logistic regression from the MiniLM embedding of each clause of the
-  instruction to the attribute value it states (tempo, mode, density, meter, register) or to
-  none. The plan uses what it reads to set the controls a token can force (key mode, meter,
-  intensity) and the tempo, which is not in the notes at all.
+- ``reader.npz``: the instruction reader (composer.model.reader): cue words, then a logistic
+  regression from the MiniLM embedding of each clause of the instruction to the attribute
+  value it states (tempo, mode, density, meter, register) or to none. The plan uses what it
+  reads to set the controls a token can force (key mode, meter, intensity) and the tempo,
+  which is not in the notes at all.
 
 ``instruct.json`` holds the InstructConfig and the density and register thresholds measured
 on the training windows, so an evaluation classifies music the way training did.
@@ -21,22 +22,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from composer.errors import ComposerError
 from composer.model.adapters import AdapterConfig, adapter_path, cached_adapter
 from composer.model.checkpoint import Checkpoint
-from composer.train.instructions import Attributes, Phrasebook, Thresholds, random_attributes
+from composer.model.reader import Reader, embed
+from composer.train.instructions import Attributes, Thresholds
 
 INSTRUCT = "instruct"  # the adapter's name
-NONE = "none"  # the reader's label for words that state no attribute
 
 
 @dataclass(frozen=True)
@@ -70,102 +69,6 @@ class PrefixEncoder(nn.Module):
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.net(embedding).view(len(embedding), self.prefix_len, self.hidden)
-
-
-_CLAUSE_BREAKS = re.compile(r"[,;.!?:]| and | but ")
-
-
-def clauses(text: str) -> list[str]:
-    """The instruction cut at punctuation and conjunctions, lower-cased: each clause is read
-    on its own, so one attribute's words do not blur another's."""
-    parts = _CLAUSE_BREAKS.split(" " + text.lower() + " ")
-    return [p.strip() for p in parts if re.search(r"[a-z]{2,}", p)]
-
-
-@dataclass
-class Reader:
-    """A clause classifier: labels ("attribute=value", or "none" for words that state no
-    attribute), weights (C, 384) and biases (C,) of a logistic regression on clause embeddings.
-
-    Read per clause, an instruction's attributes measured 80% correct on held-out phrasings
-    against 61% for the same regression on whole-instruction embeddings (400 instructions).
-    """
-
-    labels: list[str]
-    weights: np.ndarray
-    biases: np.ndarray
-
-    def read(self, text: str) -> tuple[Attributes, dict[str, float]]:
-        """The attributes ``text`` states, and the probability of each reading."""
-        found: dict[str, tuple[str, float]] = {}
-        parts = clauses(text)
-        if parts:
-            logits = embed(parts) @ self.weights.T + self.biases  # (clauses, C)
-            p = np.exp(logits - logits.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            for row in p:
-                i = int(np.argmax(row))
-                if self.labels[i] == NONE:
-                    continue
-                attr, value = self.labels[i].split("=")
-                if row[i] > found.get(attr, ("", 0.0))[1]:
-                    found[attr] = (value, float(row[i]))
-        reading = Attributes(**{a: v for a, (v, _) in found.items()})
-        return reading, {a: round(c, 3) for a, (_, c) in found.items()}
-
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as f:
-            np.savez(f, labels=np.array(self.labels), weights=self.weights, biases=self.biases)
-
-    @classmethod
-    def load(cls, path: Path) -> Reader:
-        with np.load(path) as z:
-            return cls([str(x) for x in z["labels"]], z["weights"], z["biases"])
-
-
-def fit_reader(book: Phrasebook, rng: np.random.Generator, instructions: int = 3000) -> Reader:
-    """Fit the clause classifier on ``book``: every phrasing's clauses, the frames' own words
-    (labelled none), and the clauses of ``instructions`` written from random attribute sets."""
-    from sklearn.linear_model import LogisticRegression
-
-    texts, labels = [], []
-
-    def add(text: str, stated: dict[str, str]) -> None:
-        for c in clauses(text):
-            label = NONE
-            for attr, value in stated.items():
-                for phrase in book.phrasings[(attr, value)]:
-                    if any(part in c for part in clauses(phrase)):
-                        label = f"{attr}={value}"
-            texts.append(c)
-            labels.append(label)
-
-    for (attr, value), phrases in book.phrasings.items():
-        for phrase in phrases:
-            add(phrase, {attr: value})
-    for frame in book.frames:
-        add(frame.replace("{clauses}", ""), {})
-    for _ in range(instructions):
-        attrs = random_attributes(rng)
-        add(book.write(attrs, rng), attrs.stated())
-    unique = sorted(set(texts))
-    vectors = dict(zip(unique, embed(unique), strict=True))
-    x = np.stack([vectors[t] for t in texts])
-    fit = LogisticRegression(C=10.0, max_iter=3000, random_state=0).fit(x, labels)
-    return Reader(
-        [str(c) for c in fit.classes_],
-        fit.coef_.astype(np.float32),
-        fit.intercept_.astype(np.float32),
-    )
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    """all-MiniLM-L6-v2 embeddings (N, 384), normalised, as the plan's vocabularies use."""
-    from composer.plan.request import sentence_model
-
-    return np.asarray(
-        sentence_model().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
-    )
 
 
 @dataclass

@@ -20,7 +20,7 @@ from composer.errors import ComposerError
 from composer.io import atomic_path, atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import PITCH
+from composer.tokens.tokenizer import PITCH, PROGRAM
 from composer.train.manifest import Manifest
 
 HEADER = 3  # BOS, Style, Key
@@ -148,6 +148,27 @@ def build_cache(
         "token cache: %d pieces, %d tokens, %d skipped", len(entries), offset, len(manifest.skipped)
     )
     return TokenCache(folder, tokens, entries, tokenizer.vocab_hash, manifest)
+
+
+def style_textures(
+    cache: TokenCache, tokenizer: ScoreTokenizer, split: str = "train"
+) -> dict[str, list[int]]:
+    """Per style, the voice roles that a majority of its ``split`` pieces write: the texture a
+    request for that style gets when it names no voices (a folk tune is one melody, a chorale
+    four voices). Measured, not declared, so a user's own corpus teaches its own textures."""
+    role_of = np.where(tokenizer.kind == PROGRAM, tokenizer.value, -1)  # (V,) role id or -1
+    n_roles = len(tokenizer.spec.roles)
+    counts: dict[str, np.ndarray] = {}
+    pieces: dict[str, int] = {}
+    for p in cache.split(split):
+        roles = np.unique(role_of[cache.ids(p)])
+        seen = np.zeros(n_roles, int)
+        seen[roles[roles >= 0]] = 1
+        counts[p.style] = counts.get(p.style, 0) + seen
+        pieces[p.style] = pieces.get(p.style, 0) + 1
+    return {
+        s: [int(r) for r in np.flatnonzero(c > pieces[s] / 2)] for s, c in sorted(counts.items())
+    }
 
 
 def eval_windows(cache: TokenCache, split: str, length: int) -> list[np.ndarray]:

@@ -30,10 +30,9 @@ from composer.model.instruct import (
     INSTRUCT,
     InstructConfig,
     PrefixEncoder,
-    embed,
-    fit_reader,
     save_instruct_files,
 )
+from composer.model.reader import embed, fit_reader
 from composer.progress import ProgressFn, log, no_progress
 from composer.train.data import TokenCache, WindowSampler, eval_windows
 from composer.train.instructions import (

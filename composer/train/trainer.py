@@ -17,7 +17,7 @@ import torch
 from composer.model import ModelSpec, build_model, count_parameters, save_checkpoint
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
-from composer.train.data import TokenCache, WindowSampler, eval_windows
+from composer.train.data import TokenCache, WindowSampler, eval_windows, style_textures
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,7 @@ def train(
             "seed": cache.manifest.seed,
             "skipped": len(cache.manifest.skipped),
         },
+        "style_roles": style_textures(cache, tokenizer),
     }
     if save is None:
         save_checkpoint(acc.unwrap_model(model), spec, out, info=info)

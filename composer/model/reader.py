@@ -1,0 +1,238 @@
+"""The instruction reader: which attribute values (tempo, mode, density, meter, register) plain
+words state.
+
+An instruction is cut into clauses, and each clause is read twice:
+
+- by cues: words that state a value outright (``prompts/instructions/cues.tsv``), numbers
+  (beats per minute, time signatures), a level word with an attribute's noun ("low in note
+  density", "a high register") and negated extremes ("not too fast": moderate);
+- by a logistic regression from the clause's all-MiniLM-L6-v2 embedding to "attribute=value"
+  or "none", fitted on the training phrasings. It knows topics well and polarity poorly
+  ("dense" and "sparse" embed close), so it only answers for attributes the cues left open.
+
+The cues travel inside ``reader.npz`` with the regression, so a saved reader reads the same
+way wherever it is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from composer.train.instructions import (
+    INSTRUCTIONS_DIR,
+    TEMPO_RANGE,
+    VALUES,
+    Attributes,
+    Phrasebook,
+    meter_class,
+    random_attributes,
+)
+
+NONE = "none"  # the regression's label for words that state no attribute
+CUES_FILE = INSTRUCTIONS_DIR / "cues.tsv"
+
+_CLAUSE_BREAKS = re.compile(r"[,;.!?:]| and | but ")
+
+
+def clauses(text: str) -> list[str]:
+    """The instruction cut at punctuation and conjunctions, lower-cased: each clause is read
+    on its own, so one attribute's words do not blur another's."""
+    # Time signatures and decimals keep their slash and point.
+    parts = _CLAUSE_BREAKS.split(" " + re.sub(r"(\d)[.:](\d)", r"\1\2", text.lower()) + " ")
+    return [p.strip() for p in parts if re.search(r"[a-z]{2,}|\d", p)]
+
+
+# Level words, read with the attribute noun next to them (in one clause).
+_LEVELS = {
+    "low": r"low|lower|slow|slower",
+    "mid": r"medium|middle|mid|moderate|average|middling|intermediate|normal",
+    "high": r"high|higher",
+}
+_NOUNS = {
+    "tempo": r"tempo|pace|speed|bpm",
+    "density": r"density|notes|texture|activity|busyness",
+    "register": r"register|pitch|pitched|range|octave|tessitura",
+}
+_LEVEL_VALUE = {
+    "tempo": ("slow", "moderate", "fast"),
+    "density": ("sparse", "medium", "dense"),
+    "register": ("low", "middle", "high"),
+}
+# "not too fast", "neither busy nor sparse": the middle value of the attribute named.
+_NEGATED = re.compile(r"\b(neither|nor|not (too|overly|very|that|so|particularly|excessively))\b")
+_TIMESIG = re.compile(r"\b(\d{1,2})\s*/\s*(\d{1,2})\b")
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+          "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
+_TENS = ("_ _ twenty thirty forty fifty sixty seventy eighty ninety").split()
+_U, _T = "|".join(_UNITS[1:]), "|".join(_TENS[2:])
+# A number in digits or words ("a hundred and forty", "seventy-two"), then beats per minute.
+_TENS_UNITS = rf"(?:{_T})(?:[- ](?:{_U}))?"
+_SPELLED = rf"(?:(?:a|one) hundred(?:(?: and)? (?:{_TENS_UNITS}|{_U}))?|{_TENS_UNITS})"
+_BPM = re.compile(
+    rf"\b(\d{{2,3}}|{_SPELLED})\s*(?:bpm|beats? (?:a|per|each|to the|in a) minute)\b"
+    r"|\btempo (?:of )?(\d{2,3})\b"
+)
+
+
+def _number(text: str) -> int:
+    """``text`` (digits, or a number in words that _SPELLED matches) as an int."""
+    if text.isdigit():
+        return int(text)
+    n = 0
+    for w in re.findall(r"[a-z]+", text):
+        if w == "hundred":
+            n = max(n, 1) * 100
+        elif w in _TENS:
+            n += 10 * _TENS.index(w)
+        elif w in _UNITS:
+            n += _UNITS.index(w)
+    return n
+
+
+@dataclass(frozen=True)
+class Cues:
+    """(attribute, value, pattern) rows, compiled once."""
+
+    rows: tuple[tuple[str, str, str], ...]
+    compiled: tuple[re.Pattern, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        patterns = tuple(re.compile(rf"\b(?:{p})\b") for _, _, p in self.rows)
+        object.__setattr__(self, "compiled", patterns)
+
+    @classmethod
+    def load(cls, path: Path = CUES_FILE) -> Cues:
+        rows = []
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                attr, value, pattern = line.split("\t")
+                if value not in VALUES.get(attr, ()):
+                    raise ValueError(f"{path}: unknown attribute value {attr}={value}")
+                rows.append((attr, value, pattern))
+        return cls(tuple(rows))
+
+    def read(self, clause: str) -> dict[str, str]:
+        """The attribute values ``clause`` states outright (an attribute whose cues disagree
+        is left to the regression)."""
+        text = clause
+        found: dict[str, set[str]] = {}
+        for m in _BPM.finditer(text):
+            bpm = float(_number(m.group(1) or m.group(2)))
+            for value, (lo, hi) in TEMPO_RANGE.items():
+                if lo <= bpm < hi:
+                    found.setdefault("tempo", set()).add(value)
+        for m in _TIMESIG.finditer(text):
+            if cls := meter_class(int(m.group(1)), int(m.group(2))):
+                found.setdefault("meter", set()).add(cls)
+        nouns = [a for a, n in _NOUNS.items() if re.search(rf"\b({n})\b", text)]
+        if len(nouns) == 1:
+            for i, (_, words) in enumerate(_LEVELS.items()):
+                if re.search(rf"\b({words})\b", text):
+                    found.setdefault(nouns[0], set()).add(_LEVEL_VALUE[nouns[0]][i])
+        for (attr, value, _), pattern in zip(self.rows, self.compiled, strict=True):
+            if pattern.search(text):
+                found.setdefault(attr, set()).add(value)
+        out = {}
+        negated = bool(_NEGATED.search(text))
+        for attr, values in found.items():
+            if negated and attr in _LEVEL_VALUE:
+                out[attr] = _LEVEL_VALUE[attr][1]
+            elif len(values) == 1:
+                out[attr] = next(iter(values))
+        return out
+
+
+@dataclass
+class Reader:
+    """Cues, then a clause classifier: labels ("attribute=value", or "none"), weights
+    (C, 384) and biases (C,) of a logistic regression on clause embeddings."""
+
+    labels: list[str]
+    weights: np.ndarray
+    biases: np.ndarray
+    cues: Cues = field(default_factory=lambda: Cues(()))
+
+    def read(self, text: str) -> tuple[Attributes, dict[str, float]]:
+        """The attributes ``text`` states, and the probability of each reading (1.0: a cue)."""
+        found: dict[str, tuple[str, float]] = {}
+        parts = clauses(text)
+        if parts:
+            logits = embed(parts) @ self.weights.T + self.biases  # (clauses, C)
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            for clause, row in zip(parts, p, strict=True):
+                said = self.cues.read(clause)
+                for attr, value in said.items():
+                    found[attr] = (value, 1.0)
+                i = int(np.argmax(row))
+                if self.labels[i] == NONE:
+                    continue
+                attr, value = self.labels[i].split("=")
+                if attr not in said and row[i] > found.get(attr, ("", 0.0))[1]:
+                    found[attr] = (value, float(row[i]))
+        reading = Attributes(**{a: v for a, (v, _) in found.items()})
+        return reading, {a: round(c, 3) for a, (_, c) in found.items()}
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, labels=np.array(self.labels), weights=self.weights, biases=self.biases,
+                     cues=np.array(["\t".join(r) for r in self.cues.rows], dtype=str))  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> Reader:
+        with np.load(path) as z:
+            rows = tuple(tuple(str(r).split("\t")) for r in z["cues"]) if "cues" in z else ()
+            return cls([str(x) for x in z["labels"]], z["weights"], z["biases"], Cues(rows))
+
+
+def fit_reader(
+    book: Phrasebook, rng: np.random.Generator, instructions: int = 3000, cues: Cues | None = None
+) -> Reader:
+    """Fit the clause classifier on ``book``: every phrasing's clauses, the frames' own words
+    (labelled none), and the clauses of ``instructions`` written from random attribute sets;
+    ``cues`` (default: cues.tsv) are read before it."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = [], []
+
+    def add(text: str, stated: dict[str, str]) -> None:
+        for c in clauses(text):
+            label = NONE
+            for attr, value in stated.items():
+                for phrase in book.phrasings[(attr, value)]:
+                    if any(part in c for part in clauses(phrase)):
+                        label = f"{attr}={value}"
+            texts.append(c)
+            labels.append(label)
+
+    for (attr, value), phrases in book.phrasings.items():
+        for phrase in phrases:
+            add(phrase, {attr: value})
+    for frame in book.frames:
+        add(frame.replace("{clauses}", ""), {})
+    for _ in range(instructions):
+        attrs = random_attributes(rng)
+        add(book.write(attrs, rng), attrs.stated())
+    unique = sorted(set(texts))
+    vectors = dict(zip(unique, embed(unique), strict=True))
+    x = np.stack([vectors[t] for t in texts])
+    fit = LogisticRegression(C=10.0, max_iter=3000, random_state=0).fit(x, labels)
+    return Reader(
+        [str(c) for c in fit.classes_],
+        fit.coef_.astype(np.float32),
+        fit.intercept_.astype(np.float32),
+        cues if cues is not None else Cues.load(),
+    )
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (N, 384), normalised, as the plan's vocabularies use."""
+    from composer.plan.request import sentence_model
+
+    return np.asarray(
+        sentence_model().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
+    )
