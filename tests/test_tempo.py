@@ -40,6 +40,15 @@ def test_cuts_too_close_for_a_gentle_change_are_reported():
     assert set(fit.unplaced) | set(fit.cut_beats) == {2.0, 2.3, 2.6, 8.0, 8.35}
 
 
+def test_a_firmer_change_at_a_cut_rather_than_a_cut_off_the_grid():
+    # 4 beats to the first cut means 109 bpm; the 1.72 s shot then needs a change of 9-10%.
+    cuts = [2.2, 5.32, 7.04, 11.64]
+    fit = fit_tempo(cuts, (100.0, 124.0), 4, end=14.04)
+    assert not fit.unplaced and max(errors_ms(fit, cuts)) < 1
+    bpms = [s.bpm for s in fit.segments]
+    assert max(abs(b / a - 1) for a, b in zip(bpms, bpms[1:], strict=False)) <= 0.16 + 1e-9
+
+
 def test_bars_cover_the_duration():
     fit = fit_tempo([], (120, 120), 4)
     assert fit.tempo == 120 and fit.bars_for(16.0) == 8 and fit.bars_for(16.1) == 9

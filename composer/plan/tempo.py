@@ -143,7 +143,14 @@ def _fit(
         return bars
     if not missed:
         return single
-    return _walk(cuts_a, bpm, (lo, hi), beats_per_bar, max_change, bars_only=False)
+    beats = _walk(cuts_a, bpm, (lo, hi), beats_per_bar, max_change, bars_only=False)
+    if beats.unplaced:
+        # A cut is where a listener expects the music to turn, so a firmer tempo change at a
+        # cut beats leaving a cut off the grid: try again with twice the change allowed.
+        firmer = _walk(cuts_a, bpm, (lo, hi), beats_per_bar, 2 * max_change, bars_only=False)
+        if len(firmer.unplaced) < len(beats.unplaced):
+            return firmer
+    return beats
 
 
 # Beam search costs: a cut left off the grid, a cut on a beat rather than a bar line, and

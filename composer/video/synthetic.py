@@ -15,13 +15,15 @@ import imageio_ffmpeg
 from composer.errors import ComposerError
 from composer.io import atomic_path
 
-# Moving lavfi sources that look unlike each other (colour, texture, motion).
+# Moving lavfi sources that look unlike each other (colour, texture, motion). The random ones
+# get fixed seeds, colours and points, so the same shots always give the same frames.
 _SOURCES = [
     "testsrc2=size={w}x{h}:rate={fps}",
     "mandelbrot=size={w}x{h}:rate={fps}",
     "smptehdbars=size={w}x{h}:rate={fps},hue=H=2*PI*t/4",
-    "gradients=size={w}x{h}:rate={fps}:speed=0.05:seed=7",
-    "sierpinski=size={w}x{h}:rate={fps}:type=triangle",
+    "gradients=size={w}x{h}:rate={fps}:speed=0.05:nb_colors=2:c0=0xff8000:c1=0x0040ff"
+    ":x0=0:y0=0:x1={w}:y1={h}:seed=7",
+    "sierpinski=size={w}x{h}:rate={fps}:type=triangle:seed=7",
     "rgbtestsrc=size={w}x{h}:rate={fps},rotate=angle=t",
     "testsrc=size={w}x{h}:rate={fps},hflip",
 ]
