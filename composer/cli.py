@@ -624,6 +624,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
             style=args.style,
             cache=args.cache,
             minutes=args.minutes,
+            epochs=args.epochs,
             force=args.force,
             workers=args.workers,
             progress=progress,

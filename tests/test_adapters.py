@@ -52,13 +52,14 @@ def base(tiny_checkpoint, tmp_path_factory):
     model = root / "tiny"
     shutil.copytree(tiny_checkpoint, model)
     write_midi_folder(root / "tunes")
-    # 16 x 256 tokens per step is more than the folder's training tokens: one step per epoch.
+    # 16 x 256 tokens per step is more than the folder's training tokens: one step per epoch,
+    # and the two epochs asked for (over the config's one) give two steps.
     config = AdapterTrainConfig(
-        train=TrainConfig(seq_len=256, batch_size=16, lr=1e-2, warmup_steps=1, epochs=2.0)
+        train=TrainConfig(seq_len=256, batch_size=16, lr=1e-2, warmup_steps=1, epochs=1.0)
     )
     result = train_adapter(
         "folk", model=model, data=[root / "tunes"], style="folk", cache=root / "cache",
-        config=config,
+        config=config, epochs=2.0,
     )  # fmt: skip
     return model, result
 
@@ -73,6 +74,9 @@ def test_adapter_trained_and_saved_small(base):
     meta = ad.read_meta(result.path)
     assert meta["config"]["rank"] == ad.AdapterConfig().rank
     assert meta["info"]["steps"] == 2 and meta["info"]["style"] == "folk"
+    card = (result.path / "README.md").read_text()
+    assert card.startswith("# tiny adapter: folk") and "More Information Needed" not in card
+    assert "composer generate --style folk --adapter folk" in card and "--epochs 2" in card
     assert ad.list_adapters(model) == ["folk"]
     assert ad.style_adapter(model, "folk") == "folk" and ad.style_adapter(model, "piano") is None
 

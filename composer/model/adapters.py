@@ -25,6 +25,7 @@ import torch
 
 from composer.errors import ComposerError
 from composer.io import atomic_write_text
+from composer.model.card import write_adapter_card
 from composer.model.checkpoint import Checkpoint
 from composer.progress import log
 
@@ -108,10 +109,6 @@ def save_adapter(
         for cfg in peft_model.peft_config.values():
             cfg.base_model_name_or_path = folder.parent.parent.name
         peft_model.save_pretrained(tmp)
-        # peft's model card names the base by the path it was loaded from: this machine's.
-        card, loaded_from = tmp / "README.md", str(getattr(base.model, "name_or_path", "") or "")
-        if card.exists() and loaded_from:
-            card.write_text(card.read_text().replace(loaded_from, folder.parent.parent.name))
         if extra is not None:
             extra(tmp)
         size = sum(f.stat().st_size for f in tmp.iterdir())
@@ -125,6 +122,7 @@ def save_adapter(
             "info": info,
         }
         atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
+        write_adapter_card(tmp, folder.name)  # peft's own card is an empty template
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

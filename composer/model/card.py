@@ -118,3 +118,61 @@ def write_model_card(
     path = folder / "README.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
+    """Write an adapter folder's README.md from its adapter.json (in place of peft's empty
+    template): what it was trained on, how long, what it buys, and how to use and remake it.
+    ``name``: the adapter's name when ``folder`` is a staging folder named otherwise."""
+    folder = Path(folder)
+    meta = json.loads((folder / "adapter.json").read_text())
+    cfg, info = meta["config"], meta.get("info", {})
+    name, model = name or folder.name, folder.parent.parent.name
+    instruct = (folder / "instruct.json").exists()
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.name != "README.md")
+    lines = [f"# {model} adapter: {name}", ""]
+    if instruct:
+        lines += [
+            "Instruction tuning: a LoRA adapter trained together with a prefix encoder that turns "
+            "an instruction's all-MiniLM-L6-v2 embedding into prefix vectors, the anchors a "
+            "text is blended from (`anchors.txt`) and the instruction reader (`reader.npz`). "
+            "See composer/model/instruct.py.",
+            "",
+            "- Use: `composer generate --instruction TEXT --adapter instruct`",
+            "- Remake: `composer train --instruct --force --minutes "
+            f"{info.get('train_config', {}).get('minutes', 14):g}`",
+            f"- Validation loss with another window's instruction: "
+            f"{info.get('mismatched_val_loss', '?')} nats/token (what the instruction is worth)",
+        ]
+    else:
+        style = info.get("style", name)
+        pieces = info.get("pieces", {})
+        data = info.get("data", "?")
+        remake = f"composer train --adapter {name} --force"
+        if isinstance(data, list):  # a user's folders, not the corpus cache
+            remake += f" --style {style} --data " + " ".join(data)
+        if "epochs" in info.get("train_config", {}):
+            remake += f" --epochs {info['train_config']['epochs']:g}"
+        lines += [
+            f"A LoRA style adapter for `{model}`, trained on {pieces.get('train', '?')} "
+            f"{style} pieces ({pieces.get('val', '?')} more held out for validation) from "
+            f"`{' '.join(data) if isinstance(data, list) else data}`.",
+            "",
+            f"- Use: `composer generate --style {style} --adapter {name}` (or `--adapter auto`)",
+            f"- Remake: `{remake}`",
+        ]
+    attention, experts = ", ".join(cfg["attention"]), ", ".join(cfg["experts"])
+    lines += [
+        f"- LoRA rank {cfg['rank']}, alpha {cfg['alpha']}, on {attention} and the fused "
+        f"experts ({experts}); {size / 2**20:.2f} MB; merged into the base before decoding",
+        f"- Training: {info.get('steps', '?')} steps in {info.get('minutes', '?')} min on "
+        f"{info.get('hardware', '?')}",
+        f"- Validation loss: {info.get('base_val_loss', '?')} nats/token for the base, "
+        f"{info.get('val_loss', (info.get('history') or [{}])[-1].get('val_loss', '?'))} with "
+        "this adapter, on the same windows",
+        f"- Base tokenizer hash: `{meta.get('base_tokenizer_hash', '?')}`",
+        "",
+    ]
+    path = folder / "README.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

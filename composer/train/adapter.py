@@ -56,6 +56,7 @@ def train_adapter(
     cache: Path = Path(".cache/data-v1"),
     config: AdapterTrainConfig = AdapterTrainConfig(),
     minutes: float | None = None,
+    epochs: float | None = None,
     force: bool = False,
     workers: int = 1,
     progress: ProgressFn = no_progress,
@@ -74,6 +75,8 @@ def train_adapter(
     cfg = config.train
     if minutes is not None:
         cfg = dataclasses.replace(cfg, max_minutes=minutes)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, epochs=epochs)
     cfg = dataclasses.replace(cfg, model=base.spec)
     if data:
         if style not in tok.spec.styles:
