@@ -12,16 +12,25 @@ import torch
 from test_adapters import write_midi_folder
 
 from composer.cli import main
-from composer.model.generate import GenerationRequest, forget_checkpoints, sample, uniform_controls
+from composer.model.generate import (
+    GenerationRequest,
+    Prefix,
+    forget_checkpoints,
+    sample,
+    uniform_controls,
+)
 from composer.model.instruct import (
     InstructConfig,
     PrefixEncoder,
+    anchor_texts,
+    anchored,
     controls_for,
     load_instruct,
 )
 from composer.model.reader import Cues, Reader, fit_reader
 from composer.train.instructions import (
     ATTRIBUTES,
+    CHARACTER,
     VALUES,
     Attributes,
     Thresholds,
@@ -34,7 +43,7 @@ from composer.train.instructions import (
 
 def test_phrasebooks_are_disjoint_and_cover_every_value():
     train, held = phrasebook("train"), phrasebook("heldout")
-    for attr in ATTRIBUTES:
+    for attr in ATTRIBUTES + CHARACTER:
         for value in VALUES[attr]:
             assert train.phrasings[(attr, value)] and held.phrasings[(attr, value)]
             assert not set(train.phrasings[(attr, value)]) & set(held.phrasings[(attr, value)])
@@ -75,8 +84,41 @@ def test_measure_reads_mode_meter_density_register(tiny_checkpoint):
     assert m.mode == "minor" and m.meter == "triple"
     assert m.notes_per_beat == pytest.approx(1.0)
     assert (tok.kind[np.array(ids)] == PITCH).sum() == 6 and m.mean_pitch == 74
-    a = classify(m, Thresholds(density=(1.2, 1.7), register=(66.0, 71.0)))
+    th = Thresholds(density=(1.2, 1.7), register=(66.0, 71.0), motion=(2.0, 2.6),
+                    rhythm=(0.11, 0.2))  # fmt: skip
+    a = classify(m, th)
     assert (a.density, a.register, a.tempo) == ("sparse", "high", None)
+    assert (m.step, m.dotted, a.motion, a.rhythm) == (0.0, 0.0, "stepwise", "even")
+
+
+def test_melody_motion_and_rhythm_are_read_from_the_top_line(tiny_checkpoint):
+    from composer.model import load_checkpoint
+    from composer.train.instructions import melody
+
+    tok = load_checkpoint(tiny_checkpoint).tokenizer
+    v = tok.vocab
+
+    def note(role: int, pitch: int) -> list[int]:
+        return [v[f"Program_{role}"], v[f"Pitch_{pitch}"], v["Velocity_95"], v["Duration_0.3.12"]]
+
+    # Two bars of 4/4: the melody (role 0) goes dotted-eighth, sixteenth, ... leaping a fifth
+    # each time, under a lower note at the same onset; the bass (role 5) plays steady quarters.
+    body = []
+    for _ in range(2):
+        body += [tok.bar_id, v["TimeSig_4/4"], v["Intensity_1"]]
+        for beat in range(4):
+            body += [v[f"Position_{beat * 12}"], *note(5, 40), *note(0, 60), *note(0, 55)]
+            body += [v[f"Position_{beat * 12 + 9}"], *note(0, 67)]
+    ids = tok.header("folk", (0, "major")) + body
+    times, line = melody(tok, ids)
+    assert list(times[:5]) == [0, 9, 12, 21, 24] and times[-1] == 48 + 36 + 9  # bar 2 follows
+    assert set(line) == {60, 67}  # the top pitch of role 0 at each onset, never the bass
+    m = measure(tok, ids)
+    assert m.step == 7.0 and m.dotted == pytest.approx(0.5)  # (9, 3) pairs go long-short
+    th = Thresholds(density=(1.2, 1.7), register=(66.0, 71.0), motion=(2.0, 2.6),
+                    rhythm=(0.11, 0.2))  # fmt: skip
+    a = classify(m, th)
+    assert (a.motion, a.rhythm) == ("leaping", "dotted")
 
 
 def test_reader_reads_clauses_saves_and_loads(tmp_path):
@@ -176,15 +218,33 @@ def test_prefix_vectors_change_the_music_and_keep_the_grammar(tiny_checkpoint):
     req = GenerationRequest(style="folk", key=(0, "major"), meter=(3, 4),
                             controls=uniform_controls(2, [1, 2]), candidates=2, seed=3)  # fmt: skip
     hidden = ckpt.model.config.hidden_size
-    a = torch.randn(4, hidden, generator=torch.Generator().manual_seed(1))
+    a, b = torch.randn(2, 4, hidden, generator=torch.Generator().manual_seed(1))
     rows = {}
     for fast in (True, False):
-        for name, vec in (("none", None), ("a", a)):
-            ids, _, _ = sample(ckpt, req, fast=fast, vectors=vec)
+        for name, prefix in (("none", None), ("a", Prefix(a)), ("guided", Prefix(a, b, 3.0))):
+            ids, _, _ = sample(ckpt, req, fast=fast, prefix=prefix)
             assert all(row.count(ckpt.tokenizer.bar_id) == 2 for row in ids)
             rows[(fast, name)] = ids
     assert rows[(True, "a")] != rows[(True, "none")]
-    assert sample(ckpt, req, vectors=a)[0] == rows[(True, "a")]  # same seed, same output
+    assert rows[(True, "guided")] != rows[(True, "a")]
+    assert sample(ckpt, req, prefix=Prefix(a))[0] == rows[(True, "a")]  # same seed, same output
+    assert sample(ckpt, req, prefix=Prefix(a, b, 1.0))[0] == rows[(True, "a")]  # 1: no guidance
+
+
+def test_guided_logits_push_away_from_the_neutral_prefix(tiny_checkpoint):
+    from composer.model import load_checkpoint
+    from composer.model.generate import _Forward
+
+    model = load_checkpoint(tiny_checkpoint).model
+    a, b = torch.randn(2, 3, model.config.hidden_size, generator=torch.Generator().manual_seed(2))
+    restart, step = [[1, 5, 9], [1, 6, 7]], torch.tensor([[11], [12]])
+    for lean in (True, False):
+        logp = {}
+        for name, prefix in (("a", Prefix(a)), ("b", Prefix(b)), ("guided", Prefix(a, b, 2.5))):
+            out = _Forward(model, 2, 64, lean, prefix)(step, restart)  # (2, 1, V)
+            logp[name] = torch.log_softmax(out, -1)
+        expected = torch.log_softmax(logp["b"] + 2.5 * (logp["a"] - logp["b"]), -1)
+        torch.testing.assert_close(logp["guided"], expected, atol=2e-3, rtol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +260,8 @@ def instructed(tiny_checkpoint, tmp_path_factory):
     write_midi_folder(root / "tunes")
     tok = load_checkpoint(model).tokenizer
     cache = load_data([root / "tunes"], "folk", root / "cache", tok, seed=0, workers=1).folder
-    config = InstructTrainConfig(seq_len=128, batch_size=4, steps=3, val_windows=8,
-                                 reader_examples=120)  # fmt: skip
+    config = InstructTrainConfig(instruct=InstructConfig(anchors=40), seq_len=128, batch_size=4,
+                                 steps=3, val_windows=8, reader_examples=120)  # fmt: skip
     result = train_instruct(model=model, cache=cache, config=config)
     return model, result
 
@@ -213,12 +273,15 @@ def test_instruct_adapter_trained_saved_and_loaded(instructed):
     model, result = instructed
     assert result.steps == 3 and result.path == model / "adapters" / "instruct"
     files = {f.name for f in result.path.iterdir()}
-    assert {"prefix.safetensors", "reader.npz", "instruct.json"} <= files
+    assert {"prefix.safetensors", "anchors.txt", "reader.npz", "instruct.json"} <= files
     assert sum(f.stat().st_size for f in result.path.iterdir()) <= MAX_ADAPTER_BYTES
     assert set(result.reader_accuracy) == set(ATTRIBUTES)
     base = load_checkpoint(model)
     inst = load_instruct(base, model)
-    assert inst.config == InstructConfig()
+    assert inst.config == InstructConfig(anchors=40) and inst.anchors.shape == (40, 384)
+    assert (result.path / "anchors.txt").read_text().splitlines() == anchor_texts(
+        inst.config, seed=0
+    )  # the anchors depend on the seed and the phrasings only
     v = inst.vectors("slow and dark, in a low register")
     assert v.shape == (InstructConfig().prefix_len, base.model.config.hidden_size)
     assert not torch.equal(v, inst.vectors("fast and bright, high up"))
@@ -251,6 +314,27 @@ def test_missing_or_corrupt_instruct_adapter_is_one_line(instructed, tiny_checkp
     (broken / "adapters" / "instruct" / "prefix.safetensors").write_bytes(b"junk")
     with pytest.raises(ComposerError, match="corrupt instruct adapter"):
         load_instruct(load_checkpoint(broken), broken)
+    emptied = tmp_path / "emptied"
+    shutil.copytree(model, emptied)
+    (emptied / "adapters" / "instruct" / "anchors.txt").write_text("")
+    with pytest.raises(ComposerError, match="anchors.txt is empty"):
+        load_instruct(load_checkpoint(emptied), emptied)
+
+
+def test_anchoring_blends_the_nearest_anchors():
+    rng = np.random.default_rng(0)
+    anchors = rng.normal(size=(50, 384))
+    anchors /= np.linalg.norm(anchors, axis=1, keepdims=True)
+    # A query close to anchor 7 comes back as anchor 7 when the temperature is sharp, and as
+    # a unit-length blend of exactly k anchors when it is not.
+    query = anchors[7] + 0.3 * anchors[3]
+    query /= np.linalg.norm(query)
+    sharp = anchored(query, anchors, k=4, temperature=1e-3)
+    np.testing.assert_allclose(sharp, anchors[7], atol=1e-5)
+    soft = anchored(query, anchors, k=2, temperature=1e3)
+    expected = anchors[7] + anchors[3]
+    np.testing.assert_allclose(soft, expected / np.linalg.norm(expected), atol=1e-2)
+    assert soft.dtype == np.float32 and abs(np.linalg.norm(soft) - 1) < 1e-5
 
 
 def test_eval_instructions_reports_both_arms(instructed, tmp_path):
@@ -258,7 +342,7 @@ def test_eval_instructions_reports_both_arms(instructed, tmp_path):
 
     model, _ = instructed
     report = eval_instructions(model, n=3, bars=2, candidates=2, free_pieces=2, out=tmp_path)
-    assert len(report.rows) == 3 and len(report.free) == 2
+    assert len(report.rows) == 3 and len(report.free) == 4  # two free-text, two character pairs
     for row in report.rows:
         assert set(row.met) == set(row.stated) == set(row.met_base) and row.stated
     assert 0.0 <= report.rate() <= 1.0 and 0.0 < report.free[0].p_value <= 1.0

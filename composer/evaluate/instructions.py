@@ -4,7 +4,8 @@ Instructions are written from random attribute sets (each of tempo, mode, densit
 register stated with probability 0.5, at least one) in the held-out phrasings and frames only,
 which training never saw. Each goes through the instruct path: the reader turns it into
 controls (key mode, meter, intensity, tempo) and the decoder, with the instruct adapter
-merged, writes after the instruction's prefix vectors. In the same run a control arm takes the
+merged, writes after the instruction's prefix vectors (anchored, and guided away from
+the average instruction's: composer.model.instruct). In the same run a control arm takes the
 same reader and controls on the base decoder without any prefix, so the table shows what the
 prefix adds beyond the controls. Every stated attribute is measured on the MIDI file written:
 
@@ -14,10 +15,13 @@ prefix adds beyond the controls. Every stated attribute is measured on the MIDI 
 - density, register: notes per quarter note and mean pitch, classed by the thresholds the
   adapter was trained with (tertiles of the training windows).
 
-A second table asks whether free text that no attribute covers changes the music: for pairs
-of phrases ("a rocking lullaby feel" / "like a march"), pieces with identical controls and
-seeds differ only by the prefix; a paired permutation test on notes per beat and mean pitch
-says how likely a difference that large is by chance.
+A second table asks whether words that no control token covers change the music: for pairs
+of phrases, pieces with identical controls and seeds differ only by the prefix, and a paired
+permutation test on the four things the notes are described by (notes per beat, mean pitch,
+the melody's mean interval and its share of long-short pairs) says how likely a difference
+that large is by chance. The pairs are free text that no training phrasing states ("a rocking
+lullaby feel" / "like a march"), and the held-out phrasings of the two character attributes,
+motion and rhythm, which only the prefix carries.
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ FREE_TEXT = (
     ("a rocking lullaby feel", "like a march"),
     ("dreamy and floating", "stomping and heavy"),
 )
+# Held-out phrasings (prompts/instructions/attributes.tsv) of each character attribute's values.
+CHARACTER_PAIRS = (
+    ("with a melody that rarely jumps", "with a melody full of big skips"),
+    ("in straight, equal notes", "in long-short pairs"),
+)
+FEATURES = ("notes/beat", "mean pitch", "interval", "long-short")
 
 
 @dataclass
@@ -66,8 +76,7 @@ class FreeTextRow:
     b: str
     pieces: int  # per phrase
     p_value: float
-    notes_per_beat: tuple[float, float]
-    mean_pitch: tuple[float, float]
+    means: dict[str, tuple[float, float]]  # per feature: mean for a, mean for b
 
 
 @dataclass
@@ -102,13 +111,13 @@ class InstructionsEval:
             f"   target >= {TARGET:.0%}{mark}"
         )
         if self.free:
-            lines += ["", "free text, same controls and seeds, only the prefix differs:"]
+            lines += ["", "words no control token covers; same controls and seeds, only the "
+                      "prefix differs (paired permutation test over notes/beat, mean pitch, "
+                      "melodic interval, long-short share):"]  # fmt: skip
             for f in self.free:
-                lines.append(
-                    f"  {f.a!r} vs {f.b!r}: permutation p = {f.p_value:.3f} ({f.pieces} pieces "
-                    f"each); notes/beat {f.notes_per_beat[0]:.2f} vs {f.notes_per_beat[1]:.2f}, "
-                    f"mean pitch {f.mean_pitch[0]:.1f} vs {f.mean_pitch[1]:.1f}"
-                )
+                means = ", ".join(f"{k} {a:.2f} vs {b:.2f}" for k, (a, b) in f.means.items())
+                p = "p < 0.001" if f.p_value < 0.001 else f"p = {f.p_value:.3f}"
+                lines.append(f"  {f.a!r} vs {f.b!r}: {p} ({f.pieces} pieces each); {means}")
         return "\n".join(lines)
 
     def save(self, folder: Path) -> None:
@@ -171,7 +180,7 @@ def eval_instructions(
     book = phrasebook("heldout")
     rng = np.random.default_rng(seed)
     report = InstructionsEval(str(model), bars)
-    total = 2 * n + 2 * free_pieces * len(FREE_TEXT)
+    total = 2 * n + 2 * free_pieces * len(FREE_TEXT + CHARACTER_PAIRS)
     done = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "piece.mid"
@@ -188,11 +197,11 @@ def eval_instructions(
                 candidates=candidates,
             )  # fmt: skip
             met = {}
-            for arm, ckpt, vectors in (
-                ("instruct", inst.checkpoint, inst.vectors(text)),
+            for arm, ckpt, prefix in (
+                ("instruct", inst.checkpoint, inst.prefix(text)),
                 ("base", base, None),
             ):
-                ids = generate(ckpt, req, vectors=vectors).best.ids
+                ids = generate(ckpt, req, prefix=prefix).best.ids
                 write_midi(tok, ids, path, tempo=ctl.tempo, key=ctl.key, overwrite=True)
                 met[arm] = _met(tok, ids, path, stated.stated(), inst.thresholds)
                 done += 1
@@ -201,7 +210,7 @@ def eval_instructions(
                 InstructionRow(text, stated.stated(), asdict(reading), req.style,
                                met["instruct"], met["base"])
             )  # fmt: skip
-        for a, b in FREE_TEXT:
+        for a, b in FREE_TEXT + CHARACTER_PAIRS:
             feats: dict[str, list[np.ndarray]] = {a: [], b: []}
             for j in range(free_pieces):
                 req = GenerationRequest(
@@ -209,7 +218,7 @@ def eval_instructions(
                     controls=uniform_controls(bars, [1, 2]), seed=seed + j, candidates=candidates,
                 )  # fmt: skip
                 for text in (a, b):
-                    ids = generate(inst.checkpoint, req, vectors=inst.vectors(text)).best.ids
+                    ids = generate(inst.checkpoint, req, prefix=inst.prefix(text)).best.ids
                     feats[text].append(_features(tok, ids))
                     done += 1
                     progress("eval instructions", done, total)
@@ -220,20 +229,24 @@ def eval_instructions(
 
 
 def _features(tok, ids: list[int]) -> np.ndarray:
-    """(2,): notes per beat and mean pitch of a piece."""
+    """(4,): notes per beat, mean pitch, the melody's mean interval and long-short share."""
     m = measure(tok, ids)
-    return np.array([m.notes_per_beat, m.mean_pitch])
+    return np.array([m.notes_per_beat, m.mean_pitch, m.step, m.dotted])
 
 
 def _compare(a: str, b: str, feats: dict, rng: np.random.Generator, perms: int = 4000):
     """Paired permutation test: piece j of ``a`` and of ``b`` share a request and a seed, so the
     sign of each pair's difference is exchangeable under "the words change nothing". The
-    statistic is the length of the mean paired difference in the two features a listener names
-    first, notes per beat and mean pitch, each scaled by its spread over both phrases."""
+    statistic is the length of the mean paired difference over the FEATURES, each scaled by
+    its spread over both phrases. Pairs where a feature could not be measured are dropped."""
     fa, fb = np.stack(feats[a]).astype(np.float64), np.stack(feats[b]).astype(np.float64)
+    keep = ~(np.isnan(fa).any(1) | np.isnan(fb).any(1))
+    fa, fb = fa[keep], fb[keep]
     k = len(fa)
+    if not k:  # nothing measurable (pieces too short for a melody): no evidence either way
+        return FreeTextRow(a, b, 0, 1.0, {name: (float("nan"),) * 2 for name in FEATURES})
     scale = np.concatenate([fa, fb]).std(0) + 1e-9
-    d = (fa - fb) / scale  # (k, 2) paired differences
+    d = (fa - fb) / scale  # (k, 4) paired differences
 
     def stat(signs: np.ndarray) -> float:
         return float(np.linalg.norm((signs[:, None] * d).mean(0)))
@@ -241,8 +254,8 @@ def _compare(a: str, b: str, feats: dict, rng: np.random.Generator, perms: int =
     observed = stat(np.ones(k))
     null = [stat(rng.choice((-1.0, 1.0), k)) for _ in range(perms)]
     p = (1 + sum(s >= observed for s in null)) / (1 + perms)
-    return FreeTextRow(
-        a, b, k, round(float(p), 4),
-        (round(float(fa[:, 0].mean()), 3), round(float(fb[:, 0].mean()), 3)),
-        (round(float(fa[:, 1].mean()), 2), round(float(fb[:, 1].mean()), 2)),
-    )  # fmt: skip
+    means = {
+        name: (round(float(fa[:, j].mean()), 3), round(float(fb[:, j].mean()), 3))
+        for j, name in enumerate(FEATURES)
+    }
+    return FreeTextRow(a, b, k, round(float(p), 4), means)

@@ -94,6 +94,22 @@ def uniform_controls(
     )
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """An instruction's prefix vectors for the decoder (composer.model.instruct), with
+    classifier-free guidance: each step's log-probs are ``neutral + guidance * (instruction -
+    neutral)``, where ``neutral`` is what the decoder writes after the average instruction's
+    vectors. Guidance 1 (or no ``neutral``) is the instruction alone."""
+
+    vectors: torch.Tensor  # (K, H)
+    neutral: torch.Tensor | None = None  # (K, H)
+    guidance: float = 1.0
+
+    @property
+    def guided(self) -> bool:
+        return self.neutral is not None and self.guidance != 1.0
+
+
 def processors(
     tok: ScoreTokenizer, req: GenerationRequest, batch: int, prompt_len: int
 ) -> tuple[ScoreGrammar, LogitsProcessorList]:
@@ -136,21 +152,21 @@ def sample(
     progress: ProgressFn = no_progress,
     fast: bool = True,
     draft: int = _MAX_DRAFT,
-    vectors: torch.Tensor | None = None,
+    prefix: Prefix | None = None,
 ) -> tuple[list[list[int]], list[float], float]:
     """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs and tokens/s.
 
     ``fast`` uses composer's lean decoder (Mixtral-style checkpoints; bf16 weights as stored)
     instead of transformers' forward with its KV cache, and with ``draft`` > 0 verifies up to
     that many drafted tokens per row and step (composer/model/draft.py); the tokens kept are
-    distributed as one-at-a-time sampling would draw them. ``vectors`` (K, H): an
-    instruction's prefix vectors (composer.model.instruct), placed before the header.
+    distributed as one-at-a-time sampling would draw them. ``prefix``: an instruction's
+    prefix vectors, placed before the header (and the guidance they are decoded with).
     """
     import time
 
     tok, model = ckpt.tokenizer, ckpt.model
     n = req.candidates
-    context = ckpt.spec.context - (0 if vectors is None else len(vectors))
+    context = ckpt.spec.context - (0 if prefix is None else len(prefix.vectors))
     primer = list(req.primer)
     if len(primer) > context // 2 - 3:  # the primer must leave room to write after it
         log.warning("primer of %d tokens dropped: the context holds %d", len(primer), context)
@@ -164,7 +180,7 @@ def sample(
     counts = [0] * n
     lean = fast and FastDecoder.supports(model)
     drafter = LookupDrafter(seqs, draft if lean else 0)
-    forward = _Forward(model, n, ckpt.spec.context, lean, vectors)
+    forward = _Forward(model, n, ckpt.spec.context, lean, prefix)
     held = 0  # tokens of the longest row in the model's cache
     # Tokens of each row left out of the cache by the last restart (the window slid past them):
     # the cache holds len(row) - 1 - dropped[b] of its tokens.
@@ -180,16 +196,16 @@ def sample(
             step = [
                 s[-1:] + d + pad[: width - 1 - len(d)] for s, d in zip(seqs, drafts, strict=True)
             ]
-            prefix = None
+            restart = None
             if held == 0 or held + width > context:
                 # First step, or the cache is full: keep the header and the most recent tokens.
                 keep = min(context * 3 // 4, min(map(len, seqs)) - 1) - len(header)
                 keep = max(0, keep)
-                prefix = [
+                restart = [
                     s[: min(len(header), len(s) - 1)] + s[len(s) - 1 - keep : -1] for s in seqs
                 ]
-                dropped = [len(s) - 1 - len(p) for s, p in zip(seqs, prefix, strict=True)]
-            logits = forward(torch.tensor(step), prefix)  # (n, width, V)
+                dropped = [len(s) - 1 - len(p) for s, p in zip(seqs, restart, strict=True)]
+            logits = forward(torch.tensor(step), restart)  # (n, width, V)
             raw = torch.log_softmax(logits, -1)
             states = [st + [st[-1]] * (width - len(st)) for _, st in proposals]
             flat = [x for row in states for x in row]
@@ -225,45 +241,62 @@ def sample(
 
 
 class _Forward:
-    """forward(step (B, W), prefix) -> logits (B, W, V) of the step's positions.
+    """forward(step (B, W), restart) -> logits (B, W, V) of the step's positions.
 
-    ``prefix`` (equal-length rows, or None) restarts the cache from those tokens first, after
-    the instruction's ``vectors`` (K, H) when there are any. ``rewind(lengths)`` then keeps
+    ``restart`` (equal-length rows, or None) restarts the cache from those tokens first, after
+    the prefix's vectors (K, H) when there are any. ``rewind(lengths)`` then keeps
     ``lengths[b]`` tokens of row b (a draft's rejected tail is dropped) and returns the longest
-    row's length; lengths count tokens, not the vectors before them.
+    row's length; lengths count tokens, not the vectors before them. With guidance, every row
+    is decoded twice (B more rows after the neutral vectors) and the logits returned are the
+    guided log-probs.
     """
 
-    def __init__(self, model, batch: int, context: int, lean: bool, vectors=None):
+    def __init__(self, model, batch: int, context: int, lean: bool, prefix: Prefix | None):
         self.model = model
-        self.decoder = FastDecoder(model, batch, context) if lean else None
+        self.guidance = prefix.guidance if prefix is not None and prefix.guided else None
+        rows = batch * (2 if self.guidance else 1)
+        self.decoder = FastDecoder(model, rows, context) if lean else None
         self.cache = None
-        self.vectors = vectors
-        self.held_vectors = 0 if vectors is None else len(vectors)
+        self.vectors = None  # (rows, K, H)
+        if prefix is not None:
+            parts = [prefix.vectors] + ([prefix.neutral] if self.guidance else [])
+            self.vectors = torch.cat([v.expand(batch, -1, -1) for v in parts])
+        self.held_vectors = 0 if prefix is None else len(prefix.vectors)
 
-    def __call__(self, step: torch.Tensor, prefix: list[list[int]] | None) -> torch.Tensor:
-        b = len(step)
+    def __call__(self, step: torch.Tensor, restart: list[list[int]] | None) -> torch.Tensor:
+        if self.guidance:  # the neutral rows follow their instruction rows token for token
+            step = torch.cat([step, step])
+            restart = None if restart is None else restart + restart
+        logits = self._run(step, restart)
+        if not self.guidance:
+            return logits
+        cond, neutral = torch.log_softmax(logits, -1).chunk(2)
+        return neutral + self.guidance * (cond - neutral)
+
+    def _run(self, step: torch.Tensor, restart: list[list[int]] | None) -> torch.Tensor:
         if self.decoder is not None:
-            if prefix is not None:
+            if restart is not None:
                 self.decoder.reset()
                 if self.vectors is not None:
-                    self.decoder.forward_all(embeds=self.vectors.expand(b, -1, -1))
-                self.decoder.forward_all(torch.tensor(prefix))
+                    self.decoder.forward_all(embeds=self.vectors)
+                self.decoder.forward_all(torch.tensor(restart))
             return self.decoder.forward_all(step)
         # transformers' forward: one token per row and step, so rows stay the same length.
-        if prefix is None:
+        if restart is None:
             out = self.model(input_ids=step, cache=self.cache, use_cache=True)
         else:
-            x = torch.cat([torch.tensor(prefix), step], 1)
+            x = torch.cat([torch.tensor(restart), step], 1)
             embeds = self.model.get_input_embeddings()(x)
             if self.vectors is not None:
-                embeds = torch.cat([self.vectors.expand(b, -1, -1).to(embeds.dtype), embeds], 1)
+                embeds = torch.cat([self.vectors.to(embeds.dtype), embeds], 1)
             out = self.model(inputs_embeds=embeds, use_cache=True)
         self.cache = out.cache
         return out.logits[:, -step.shape[1] :].float()
 
     def rewind(self, lengths: list[int]) -> int:
         if self.decoder is not None:
-            self.decoder.rewind(torch.tensor(lengths) + self.held_vectors)
+            rows = lengths + lengths if self.guidance else lengths
+            self.decoder.rewind(torch.tensor(rows) + self.held_vectors)
         return max(lengths)
 
 
@@ -356,14 +389,14 @@ def generate(
     ckpt: Checkpoint,
     req: GenerationRequest,
     progress: ProgressFn = no_progress,
-    vectors: torch.Tensor | None = None,
+    prefix: Prefix | None = None,
 ) -> GenerationResult:
     """Decode ``req.candidates`` candidates and keep the best by likelihood and adherence.
 
-    ``vectors``: an instruction's prefix vectors (composer.model.instruct), for a checkpoint
-    with the instruct adapter merged."""
+    ``prefix``: an instruction's prefix (composer.model.instruct.Instruct.prefix), for a
+    checkpoint with the instruct adapter merged."""
     req = with_style_texture(ckpt, req)
-    rows, lps, speed = sample(ckpt, req, progress, vectors=vectors)
+    rows, lps, speed = sample(ckpt, req, progress, prefix=prefix)
     cands = []
     for row, lp in zip(rows, lps, strict=True):
         adh, details = adherence(ckpt.tokenizer, row, req)
@@ -419,12 +452,12 @@ def generate_midi(
     instruct adapter's prefix conditions the decoder on (the request's controls are the
     caller's: ``composer.model.instruct.read_instruction`` derives them from the same text).
     """
-    vectors = None
+    prefix = None
     if instruction:
         from composer.model.instruct import load_instruct
 
         inst = load_instruct(cached_checkpoint(model), model)
-        ckpt, vectors = inst.checkpoint, inst.vectors(instruction)
+        ckpt, prefix = inst.checkpoint, inst.prefix(instruction)
     else:
         if adapter == adapters.AUTO:
             adapter = adapters.style_adapter(model, req.style)
@@ -434,6 +467,6 @@ def generate_midi(
             None,
             f"unknown style {req.style!r}; valid styles: " + ", ".join(ckpt.tokenizer.spec.styles),
         )
-    result = generate(ckpt, req, progress, vectors=vectors)
+    result = generate(ckpt, req, progress, prefix=prefix)
     write_midi(ckpt.tokenizer, result.best.ids, path, tempo=tempo, key=req.key, overwrite=overwrite)
     return result

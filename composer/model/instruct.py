@@ -8,6 +8,12 @@ composer.model.adapters) with two more files:
   header, where the decoder attends to them like tokens; they were trained together with the
   adapter's LoRA (composer.train.instruct), so free text that no control token covers still
   reaches the notes.
+- ``anchors.txt``: instructions written in the training phrasings. The prefix encoder only
+  knows the region of embedding space its training instructions fill; free text ("dreamy and
+  floating") falls outside it, where the encoder's output means nothing in particular. So a
+  text's embedding is first replaced by a blend of its nearest anchors' embeddings (a kernel
+  average over the ``anchor_k`` most similar, weighted by softmax(cosine / temperature)): a
+  training-like embedding that states what the nearest training instructions state.
 - ``reader.npz``: the instruction reader (composer.model.reader): cue words, then a logistic
   regression from the MiniLM embedding of each clause of the instruction to the attribute
   value it states (tempo, mode, density, meter, register) or to none. The plan uses what it
@@ -21,17 +27,20 @@ on the training windows, so an evaluation classifies music the way training did.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from composer.errors import ComposerError
 from composer.model.adapters import AdapterConfig, adapter_path, cached_adapter
 from composer.model.checkpoint import Checkpoint
+from composer.model.generate import Prefix
 from composer.model.reader import Reader, embed
 from composer.train.instructions import Attributes, Thresholds
 
@@ -45,11 +54,17 @@ class InstructConfig:
     prefix_len: int = 4
     embed_dim: int = 384  # all-MiniLM-L6-v2
     lora: AdapterConfig = AdapterConfig()
+    anchors: int = 1000  # training-phrasing instructions a text's embedding is blended from
+    anchor_k: int = 16
+    anchor_temperature: float = 0.02  # cosine units; top neighbours are ~0.4-0.6 apart ~0.1
+    # Classifier-free guidance away from the average instruction (composer.model.generate.
+    # Prefix); 3 is audiocraft's MusicGen default for its text conditions.
+    guidance: float = 3.0
 
     @classmethod
     def from_dict(cls, raw: dict) -> InstructConfig:
         lora = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["lora"].items()}
-        return cls(raw["prefix_len"], raw["embed_dim"], AdapterConfig(**lora))
+        return cls(**{**raw, "lora": AdapterConfig(**lora)})
 
 
 class PrefixEncoder(nn.Module):
@@ -71,26 +86,63 @@ class PrefixEncoder(nn.Module):
         return self.net(embedding).view(len(embedding), self.prefix_len, self.hidden)
 
 
+def anchored(embedding: np.ndarray, anchors: np.ndarray, k: int, temperature: float) -> np.ndarray:
+    """(384,) -> (384,): the unit-length softmax(cosine / temperature) blend of the ``k``
+    rows of ``anchors`` (N, 384) most similar to ``embedding`` (all unit length)."""
+    sims = anchors @ embedding  # (N,)
+    top = np.argsort(-sims, kind="stable")[:k]
+    w = np.exp((sims[top] - sims[top].max()) / temperature)
+    blend = (w / w.sum()) @ anchors[top]
+    return (blend / np.linalg.norm(blend)).astype(np.float32)
+
+
 @dataclass
 class Instruct:
-    """A loaded instruct adapter: the merged checkpoint, the prefix encoder and the reader."""
+    """A loaded instruct adapter: the merged checkpoint, the prefix encoder, the anchors'
+    embeddings (N, 384) and the reader."""
 
     checkpoint: Checkpoint
     config: InstructConfig
     encoder: PrefixEncoder
+    anchors: np.ndarray
     reader: Reader
     thresholds: Thresholds
     info: dict
 
     def vectors(self, text: str) -> torch.Tensor:
-        """The instruction's prefix vectors (prefix_len, H)."""
+        """The instruction's prefix vectors (prefix_len, H), from its anchored embedding."""
+        c = self.config
+        e = anchored(embed([text])[0], self.anchors, c.anchor_k, c.anchor_temperature)
         with torch.no_grad():
-            return self.encoder(torch.from_numpy(embed([text]))).squeeze(0).float()
+            return self.encoder(torch.from_numpy(e[None])).squeeze(0).float()
+
+    @functools.cached_property
+    def neutral(self) -> torch.Tensor:
+        """The average instruction's prefix vectors (prefix_len, H): the anchors' mean."""
+        with torch.no_grad():
+            return self.encoder(torch.from_numpy(self.anchors)).mean(0).float()
+
+    def prefix(self, text: str, guidance: float | None = None) -> Prefix:
+        """What the decoder is conditioned on for ``text``, guided by the config's scale (or
+        ``guidance``) away from the average instruction."""
+        scale = self.config.guidance if guidance is None else guidance
+        return Prefix(self.vectors(text), self.neutral, scale)
+
+
+def anchor_texts(config: InstructConfig, seed: int) -> list[str]:
+    """The anchors: ``config.anchors`` instructions written from random attribute sets (all
+    attributes, the character ones too) in the training phrasings and frames. Their own seed
+    stream, so they depend on nothing but ``seed`` and the phrasings."""
+    from composer.train.instructions import VALUES, phrasebook, random_attributes
+
+    book, rng = phrasebook("train"), np.random.default_rng([seed, 1])
+    return [book.write(random_attributes(rng, names=tuple(VALUES)), rng)
+            for _ in range(config.anchors)]  # fmt: skip
 
 
 def save_instruct_files(
-    folder: Path, config: InstructConfig, encoder: PrefixEncoder, reader: Reader,
-    thresholds: Thresholds, info: dict,
+    folder: Path, config: InstructConfig, encoder: PrefixEncoder, anchors: list[str],
+    reader: Reader, thresholds: Thresholds, info: dict,
 ) -> None:  # fmt: skip
     """Write the files an instruct adapter adds to a plain adapter folder."""
     from safetensors.torch import save_file
@@ -98,6 +150,7 @@ def save_instruct_files(
     # bf16 halves the encoder (360k parameters) so that the adapter stays under 4 MB.
     state = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, folder / "prefix.safetensors")
+    (folder / "anchors.txt").write_text("\n".join(anchors) + "\n")
     reader.save(folder / "reader.npz")
     meta = {
         "config": dataclasses.asdict(config),
@@ -129,13 +182,18 @@ def load_instruct(base: Checkpoint, model: str | Path) -> Instruct:
         encoder = PrefixEncoder(config, base.model.config.hidden_size)
         state = {k: v.float() for k, v in load_file(folder / "prefix.safetensors").items()}
         encoder.load_state_dict(state)
+        anchors = (folder / "anchors.txt").read_text().splitlines()
+        if not anchors:
+            raise ValueError("anchors.txt is empty")
         reader = Reader.load(folder / "reader.npz")
     except Exception as e:  # json, safetensors, numpy and torch each raise their own types
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ComposerError(folder, f"corrupt instruct adapter ({msg})") from None
     encoder.eval()
     merged = cached_adapter(base, model, INSTRUCT)
-    _LOADED[key] = Instruct(merged, config, encoder, reader, th, meta.get("info", {}))
+    _LOADED[key] = Instruct(
+        merged, config, encoder, embed(anchors), reader, th, meta.get("info", {})
+    )
     return _LOADED[key]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.train.instructions import (
+    ATTRIBUTES,
     INSTRUCTIONS_DIR,
     TEMPO_RANGE,
     VALUES,
@@ -194,8 +195,9 @@ class Reader:
 def fit_reader(
     book: Phrasebook, rng: np.random.Generator, instructions: int = 3000, cues: Cues | None = None
 ) -> Reader:
-    """Fit the clause classifier on ``book``: every phrasing's clauses, the frames' own words
-    (labelled none), and the clauses of ``instructions`` written from random attribute sets;
+    """Fit the clause classifier on ``book``: every phrasing's clauses (those of the character
+    attributes, which the plan does not read, labelled none, as are the frames' own words),
+    and the clauses of ``instructions`` written from random attribute sets;
     ``cues`` (default: cues.tsv) are read before it."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
@@ -214,7 +216,7 @@ def fit_reader(
 
     for (attr, value), phrases in book.phrasings.items():
         for phrase in phrases:
-            add(phrase, {attr: value})
+            add(phrase, {attr: value} if attr in ATTRIBUTES else {})
     for frame in book.frames:
         add(frame.replace("{clauses}", ""), {})
     for _ in range(instructions):

@@ -30,6 +30,7 @@ from composer.model.instruct import (
     INSTRUCT,
     InstructConfig,
     PrefixEncoder,
+    anchor_texts,
     save_instruct_files,
 )
 from composer.model.reader import embed, fit_reader
@@ -175,7 +176,7 @@ def train_instruct(
         step += 1
         progress("train instruct", step, total)
         if step % 50 == 0:
-            log.info("instruct step %d/%s loss %.3f", step, total, float(loss))
+            log.info("instruct step %d/%s loss %.3f", step, total, loss.item())
     minutes = (time.monotonic() - start) / 60
     peft_model.eval()
     encoder.eval()
@@ -198,7 +199,8 @@ def train_instruct(
     }
 
     def extra(folder: Path) -> None:
-        save_instruct_files(folder, config.instruct, encoder.float(), reader, th, info)
+        anchors = anchor_texts(config.instruct, config.seed)
+        save_instruct_files(folder, config.instruct, encoder.float(), anchors, reader, th, info)
 
     save_adapter(peft_model, out, config.instruct.lora, base, info, extra=extra)
     return InstructResult(out, step, minutes, base_loss, matched, mismatched, accuracy)

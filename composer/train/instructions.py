@@ -1,7 +1,8 @@
 """Instructions written from music: measured attributes, then varied phrasings of them.
 
 An instruction for a training window states some of the window's measured attributes (mode,
-meter, density, register) and a tempo class, each in one of several phrasings from
+meter, density, register, and the melody's motion and rhythm) and a tempo class, each in one
+of several phrasings from
 ``prompts/instructions/attributes.tsv``, inside a frame from ``frames.txt``; some attributes are
 left unsaid on purpose, so the model learns that an unsaid attribute is free. Phrasings and
 frames marked ``heldout`` never appear in training: the adherence evaluation writes its
@@ -10,6 +11,12 @@ instructions from them.
 Tempo is not in the notes (the tokens carry no tempo; the plan sets beats per minute), so a
 training instruction states a random tempo class: the decoder learns to ignore it, and the
 instruction reader (composer.model.instruct) learns to read it for the plan.
+
+Motion (stepwise or leaping) and rhythm (even or dotted) are the character attributes: no
+control token sets them, so the instruction's prefix vectors are their only way into the
+decoder, and their phrasings carry the everyday words ("gentle", "jaunty", "angular") through
+which free text reaches the music. Only their clear cases are stated (the outer thirds of the
+training windows); the plan does not read them.
 """
 
 from __future__ import annotations
@@ -22,16 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import BAR, KEY, PITCH, TIMESIG
+from composer.tokens.tokenizer import BAR, KEY, PITCH, POSITION, PROGRAM, TIMESIG
 
 INSTRUCTIONS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "instructions"
-ATTRIBUTES = ("tempo", "mode", "density", "meter", "register")
+ATTRIBUTES = ("tempo", "mode", "density", "meter", "register")  # what the plan reads
+CHARACTER = ("motion", "rhythm")  # only in the notes: the prefix carries them
 VALUES = {
     "tempo": ("slow", "moderate", "fast"),
     "mode": ("major", "minor"),
     "density": ("sparse", "medium", "dense"),
     "meter": ("duple", "triple", "compound"),
     "register": ("low", "middle", "high"),
+    "motion": ("stepwise", "leaping"),
+    "rhythm": ("even", "dotted"),
 }
 # Beats per minute the plan uses for a tempo class, and the ranges that count as meeting it.
 TEMPO_BPM = {"slow": 66.0, "moderate": 100.0, "fast": 144.0}
@@ -47,6 +57,8 @@ class Attributes:
     density: str | None = None
     meter: str | None = None
     register: str | None = None
+    motion: str | None = None
+    rhythm: str | None = None
 
     def stated(self) -> dict[str, str]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -55,10 +67,13 @@ class Attributes:
 @dataclass(frozen=True)
 class Thresholds:
     """Class boundaries measured on the training windows (tertiles): notes per quarter note
-    for density, mean MIDI pitch for register. Saved with the instruct adapter."""
+    for density, mean MIDI pitch for register, the melody's mean interval in semitones for
+    motion and its share of long-short note pairs for rhythm. Saved with the instruct adapter."""
 
     density: tuple[float, float]
     register: tuple[float, float]
+    motion: tuple[float, float]
+    rhythm: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class Measures:
     meter: str | None
     notes_per_beat: float
     mean_pitch: float
+    step: float  # melody: mean absolute interval between onsets, semitones
+    dotted: float  # melody: share of consecutive inter-onset pairs that go long-short (2:1, 3:1)
 
 
 def meter_class(num: int, den: int) -> str | None:
@@ -81,8 +98,35 @@ def meter_class(num: int, den: int) -> str | None:
     return None
 
 
+def melody(tok: ScoreTokenizer, ids) -> tuple[np.ndarray, np.ndarray]:
+    """Onsets (in positions from the start) and pitches of the top line: the lowest role
+    number present (0 is the melody), its highest pitch at each onset."""
+    onsets: dict[tuple[int, int], int] = {}  # (role, onset) -> highest pitch
+    start, pos, role = -1, 0, 0  # start: the current bar's first position (-1: before a bar)
+    bar_len = 0  # the current bar's length in positions (its TimeSig follows its Bar)
+    for i in ids:
+        k = tok.kind[i]
+        if k == BAR:
+            start = max(start, 0) + bar_len
+        elif k == TIMESIG:
+            bar_len = round(float(tok.beats[i]) * tok.steps_per_beat)
+        elif k == POSITION:
+            pos = int(tok.value[i])
+        elif k == PROGRAM:
+            role = int(tok.value[i])
+        elif k == PITCH:
+            key = (role, start + pos)
+            onsets[key] = max(onsets.get(key, 0), int(tok.value[i]))
+    if not onsets:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    top = min(r for r, _ in onsets)
+    line = sorted((t, p) for (r, t), p in onsets.items() if r == top)
+    return np.array([t for t, _ in line]), np.array([p for _, p in line])
+
+
 def measure(tok: ScoreTokenizer, ids) -> Measures:
-    """Mode (from the key token), meter class (first time signature), density and register."""
+    """Mode (from the key token), meter class (first time signature), density, register, and
+    the melody's motion and rhythm (NaN with too few melody notes to tell)."""
     ids = np.asarray(ids, dtype=np.int64)
     kinds = tok.kind[ids]
     keys = ids[kinds == KEY]
@@ -95,32 +139,46 @@ def measure(tok: ScoreTokenizer, ids) -> Measures:
     pitches = tok.value[ids[kinds == PITCH]]
     beats = max(int((kinds == BAR).sum()), 1) * max(beats_per_bar, 1.0)
     mean_pitch = float(pitches.mean()) if len(pitches) else float("nan")
-    return Measures(mode, meter, len(pitches) / beats, mean_pitch)
+    times, line = melody(tok, ids)
+    step = float(np.abs(np.diff(line)).mean()) if len(line) >= 3 else float("nan")
+    ioi = np.diff(times)
+    long_short = (ioi[:-1] >= 2 * ioi[1:]) & (ioi[:-1] <= 3 * ioi[1:])
+    dotted = float(long_short.mean()) if len(ioi) >= 3 else float("nan")
+    return Measures(mode, meter, len(pitches) / beats, mean_pitch, step, dotted)
 
 
-def _bin(x: float, edges: tuple[float, float], names: tuple[str, str, str]) -> str | None:
+def _bin(x: float, edges: tuple[float, float], names: tuple) -> str | None:
     if np.isnan(x):
         return None
     return names[0] if x < edges[0] else names[2] if x >= edges[1] else names[1]
 
 
 def classify(m: Measures, th: Thresholds) -> Attributes:
-    """Measured attributes (tempo is never in the notes)."""
+    """Measured attributes (tempo is never in the notes; motion and rhythm only when clear)."""
     return Attributes(
         mode=m.mode,
         meter=m.meter,
         density=_bin(m.notes_per_beat, th.density, VALUES["density"]),
         register=_bin(m.mean_pitch, th.register, VALUES["register"]),
+        motion=_bin(m.step, th.motion, ("stepwise", None, "leaping")),
+        rhythm=_bin(m.dotted, th.rhythm, ("even", None, "dotted")),
     )
 
 
 def fit_thresholds(measures: list[Measures]) -> Thresholds:
-    """Tertiles of density and register over ``measures``."""
-    dens = np.array([m.notes_per_beat for m in measures])
-    reg = np.array([m.mean_pitch for m in measures if not np.isnan(m.mean_pitch)])
+    """Tertiles of each measure over ``measures``."""
+
+    def tertiles(values) -> tuple[float, float]:
+        x = np.array([v for v in values if not np.isnan(v)])
+        if not len(x):  # nothing measurable: no value is ever stated
+            return (float("nan"), float("nan"))
+        return tuple(float(q) for q in np.quantile(x, [1 / 3, 2 / 3]))
+
     return Thresholds(
-        tuple(float(x) for x in np.quantile(dens, [1 / 3, 2 / 3])),
-        tuple(float(x) for x in np.quantile(reg, [1 / 3, 2 / 3])),
+        tertiles(m.notes_per_beat for m in measures),
+        tertiles(m.mean_pitch for m in measures),
+        tertiles(m.step for m in measures),
+        tertiles(m.dotted for m in measures),
     )
 
 
@@ -159,7 +217,7 @@ def phrasebook(split: str, folder: Path = INSTRUCTIONS_DIR) -> Phrasebook:
             where, text = line.split("\t")
             if where == split:
                 frames.append(text)
-    missing = [f"{a}={v}" for a in ATTRIBUTES for v in VALUES[a] if (a, v) not in phrasings]
+    missing = [f"{a}={v}" for a, vs in VALUES.items() for v in vs if (a, v) not in phrasings]
     if missing or not frames:
         raise ValueError(f"{folder}: no {split} phrasing for {', '.join(missing) or 'frames'}")
     return Phrasebook({k: tuple(v) for k, v in phrasings.items()}, tuple(frames))
@@ -172,11 +230,13 @@ def say_some(attrs: Attributes, rng: np.random.Generator, keep: float = 0.6) -> 
     values["tempo"] = str(rng.choice(VALUES["tempo"]))
     known = [k for k, v in values.items() if v is not None]
     kept = [k for k in known if rng.random() < keep] or [str(rng.choice(known))]
-    return Attributes(**{k: (values[k] if k in kept else None) for k in ATTRIBUTES})
+    return Attributes(**{k: v for k, v in values.items() if k in kept})
 
 
-def random_attributes(rng: np.random.Generator, keep: float = 0.6) -> Attributes:
-    """Each attribute stated with probability ``keep`` (at least one), at a random value."""
-    values = {a: str(rng.choice(VALUES[a])) for a in ATTRIBUTES}
-    kept = [a for a in ATTRIBUTES if rng.random() < keep] or [str(rng.choice(ATTRIBUTES))]
-    return Attributes(**{a: (values[a] if a in kept else None) for a in ATTRIBUTES})
+def random_attributes(
+    rng: np.random.Generator, keep: float = 0.6, names: tuple[str, ...] = ATTRIBUTES
+) -> Attributes:
+    """Each of ``names`` stated with probability ``keep`` (at least one), at a random value."""
+    values = {a: str(rng.choice(VALUES[a])) for a in names}
+    kept = [a for a in names if rng.random() < keep] or [str(rng.choice(names))]
+    return Attributes(**{a: values[a] for a in kept})
