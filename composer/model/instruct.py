@@ -56,7 +56,7 @@ class InstructConfig:
     lora: AdapterConfig = AdapterConfig()
     anchors: int = 1000  # training-phrasing instructions a text's embedding is blended from
     anchor_k: int = 16
-    anchor_temperature: float = 0.02  # cosine units; top neighbours are ~0.4-0.6 apart ~0.1
+    anchor_temperature: float = 0.02  # cosine units: a text's nearest anchors lie ~0.4-0.6 from it
     # Classifier-free guidance away from the average instruction (composer.model.generate.
     # Prefix); 3 is audiocraft's MusicGen default for its text conditions.
     guidance: float = 3.0
