@@ -212,13 +212,14 @@ def eval_instructions(
             )  # fmt: skip
         for a, b in FREE_TEXT + CHARACTER_PAIRS:
             feats: dict[str, list[np.ndarray]] = {a: [], b: []}
+            prefixes = {text: inst.prefix(text) for text in (a, b)}  # embedded once per phrase
             for j in range(free_pieces):
                 req = GenerationRequest(
                     style=STYLES[j % len(STYLES)], key=(0, "major"), meter=(4, 4),
                     controls=uniform_controls(bars, [1, 2]), seed=seed + j, candidates=candidates,
                 )  # fmt: skip
                 for text in (a, b):
-                    ids = generate(inst.checkpoint, req, prefix=inst.prefix(text)).best.ids
+                    ids = generate(inst.checkpoint, req, prefix=prefixes[text]).best.ids
                     feats[text].append(_features(tok, ids))
                     done += 1
                     progress("eval instructions", done, total)

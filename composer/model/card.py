@@ -162,14 +162,15 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
             f"- Remake: `{remake}`",
         ]
     attention, experts = ", ".join(cfg["attention"]), ", ".join(cfg["experts"])
+    # The instruct trainer records its validation loss; the style trainer, a history by epoch.
+    val = info.get("val_loss") or (info.get("history") or [{}])[-1].get("val_loss", "?")
     lines += [
         f"- LoRA rank {cfg['rank']}, alpha {cfg['alpha']}, on {attention} and the fused "
         f"experts ({experts}); {size / 2**20:.2f} MB; merged into the base before decoding",
         f"- Training: {info.get('steps', '?')} steps in {info.get('minutes', '?')} min on "
         f"{info.get('hardware', '?')}",
         f"- Validation loss: {info.get('base_val_loss', '?')} nats/token for the base, "
-        f"{info.get('val_loss', (info.get('history') or [{}])[-1].get('val_loss', '?'))} with "
-        "this adapter, on the same windows",
+        f"{val} with this adapter, on the same windows",
         f"- Base tokenizer hash: `{meta.get('base_tokenizer_hash', '?')}`",
         "",
     ]

@@ -154,7 +154,8 @@ def sample(
     draft: int = _MAX_DRAFT,
     prefix: Prefix | None = None,
 ) -> tuple[list[list[int]], list[float], float]:
-    """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs and tokens/s.
+    """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs (guided ones
+    when the prefix is guided) and tokens/s.
 
     ``fast`` uses composer's lean decoder (Mixtral-style checkpoints; bf16 weights as stored)
     instead of transformers' forward with its KV cache, and with ``draft`` > 0 verifies up to

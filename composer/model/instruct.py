@@ -122,11 +122,10 @@ class Instruct:
         with torch.no_grad():
             return self.encoder(torch.from_numpy(self.anchors)).mean(0).float()
 
-    def prefix(self, text: str, guidance: float | None = None) -> Prefix:
-        """What the decoder is conditioned on for ``text``, guided by the config's scale (or
-        ``guidance``) away from the average instruction."""
-        scale = self.config.guidance if guidance is None else guidance
-        return Prefix(self.vectors(text), self.neutral, scale)
+    def prefix(self, text: str) -> Prefix:
+        """What the decoder is conditioned on for ``text``: its vectors, guided by the
+        config's scale away from the average instruction's."""
+        return Prefix(self.vectors(text), self.neutral, self.config.guidance)
 
 
 def anchor_texts(config: InstructConfig, seed: int) -> list[str]:
