@@ -21,7 +21,7 @@ from composer.retrieve.prime import (
 )
 from composer.tokens import BarControls, ScoreTokenizer, TokenizerSpec
 from composer.tokens.tokenizer import BAR, PITCH, TIMESIG
-from composer.train.corpus import CorpusPiece
+from composer.train.scores import CorpusPiece
 
 TPQ = 480
 

@@ -23,8 +23,8 @@ from composer.model.generate import forget_checkpoints
 from composer.retrieve.features import FEATURE_DIM
 from composer.tokens import ScoreTokenizer
 from composer.train.adapter import AdapterTrainConfig, train_adapter
-from composer.train.corpus import CorpusPiece
 from composer.train.data import TokenCache, build_cache
+from composer.train.scores import CorpusPiece
 from composer.train.trainer import TrainConfig
 
 TPQ = 480

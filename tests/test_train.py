@@ -13,7 +13,7 @@ from conftest import TINY_MODEL
 from composer.errors import ComposerError
 from composer.model import ModelSpec, load_checkpoint
 from composer.tokens import ScoreTokenizer
-from composer.train.corpus import CorpusPiece, SkippedPiece
+from composer.train.corpus import SkippedPiece
 from composer.train.data import (
     HEADER,
     TokenCache,
@@ -23,6 +23,7 @@ from composer.train.data import (
     style_textures,
 )
 from composer.train.ngram import KneserNey
+from composer.train.scores import CorpusPiece
 from composer.train.trainer import TrainConfig, train
 
 TPQ = 480

@@ -138,9 +138,9 @@ def _profiles() -> np.ndarray:
     The Krumhansl-Kessler profiles are the corpus loader's; imported here, not at module
     level, so that searching a library does not load music21.
     """
-    from composer.train.corpus import _KK_MAJOR, _KK_MINOR
+    from composer.train.scores import KK_MAJOR, KK_MINOR
 
-    rows = np.stack([np.roll(p, t) for p in (_KK_MAJOR, _KK_MINOR) for t in range(12)])
+    rows = np.stack([np.roll(p, t) for p in (KK_MAJOR, KK_MINOR) for t in range(12)])
     return (rows - rows.mean(1, keepdims=True)) / rows.std(1, keepdims=True)
 
 

@@ -258,7 +258,8 @@ def _entry(piece, job: _Job, bundle: dict) -> tuple[PieceMeta, np.ndarray]:
     """The metadata (with its description) and the feature vector of one parsed piece."""
     import symusic
 
-    from composer.train.corpus import bar_lines, piece_identities
+    from composer.train.corpus import piece_identities
+    from composer.train.scores import bar_lines
 
     score = piece.score
     end = score.end()

@@ -285,7 +285,8 @@ def load_piece(meta: PieceMeta, *, expand_repeats: bool = True):
     """Parse the piece ``meta`` was indexed from again: a ``CorpusPiece`` (music21 loads slowly)."""
     from music21 import common
 
-    from composer.train.corpus import CorpusPiece, parse_file
+    from composer.train.corpus import parse_file
+    from composer.train.scores import CorpusPiece
 
     if meta.source == MUSIC21:
         path = Path(common.getCorpusFilePath()) / meta.path
@@ -309,7 +310,7 @@ def load_piece(meta: PieceMeta, *, expand_repeats: bool = True):
 def _abc_tune(path: Path, meta: PieceMeta, expand_repeats: bool):
     from music21 import converter, stream
 
-    from composer.train.corpus import from_music21
+    from composer.train.scores import from_music21
 
     try:
         score = converter.parse(path, number=int(meta.tune))

@@ -107,7 +107,8 @@ def reference_from_piece(piece, tok: ScoreTokenizer) -> Reference:
 
 def load_reference(spec: str | Path, tok: ScoreTokenizer) -> Reference:
     """``FILE`` or ``FILE#N`` (tune N of a multi-tune ABC file) read with the corpus loaders."""
-    from composer.train.corpus import CorpusPiece, SkippedPiece, iter_files
+    from composer.train.corpus import SkippedPiece, iter_files
+    from composer.train.scores import CorpusPiece
 
     path, tune = Path(spec), None
     if not path.exists() and "#" in str(spec):

@@ -227,7 +227,8 @@ def search(
 def reference_features(path: str | Path) -> np.ndarray:
     """The feature vector of the first piece in a MIDI or score file (for ``features=``)."""
     from composer.retrieve.features import symbolic_features
-    from composer.train.corpus import CorpusPiece, parse_file
+    from composer.train.corpus import parse_file
+    from composer.train.scores import CorpusPiece
 
     path = Path(path)
     if not path.is_file():

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from composer.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from composer.train.corpus import CorpusPiece, SkippedPiece
+    from composer.train.corpus import SkippedPiece
+    from composer.train.scores import CorpusPiece
 
 
 @dataclass
