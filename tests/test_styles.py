@@ -14,6 +14,7 @@ from composer.errors import ComposerError
 from composer.evaluate.styles import (
     CLASSIFIER,
     StyleClassifier,
+    corpus_agreement,
     eval_styles,
     excerpt_features,
     held_out_excerpts,
@@ -123,6 +124,17 @@ def test_shipped_classifier_loads():
     assert clf.info["per_style_test_recall"]
 
 
+def test_corpus_agreement_counts_the_training_openings_heard_as_their_style(tok, cache):
+    clf = fitted(tok, cache)
+    for style in ("folk", "chorale"):
+        assert corpus_agreement(clf, tok, cache, style, bars=4) == 1.0
+    # A classifier with its answers swapped hears no opening as its own style.
+    swapped = StyleClassifier(clf.styles, clf.mean, clf.scale, -clf.coef, -clf.intercept)
+    assert corpus_agreement(swapped, tok, cache, "folk", bars=4) == 0.0
+    # A style with no training piece that long has no figure.
+    assert np.isnan(corpus_agreement(clf, tok, cache, "folk", bars=40))
+
+
 def test_eval_styles_end_to_end(tok, cache, tiny_checkpoint, tmp_path, capsys):
     model = tmp_path / "tiny"
     shutil.copytree(tiny_checkpoint, model)
@@ -140,7 +152,9 @@ def test_eval_styles_end_to_end(tok, cache, tiny_checkpoint, tmp_path, capsys):
     assert [r.style for r in report.rows] == ["folk"]  # chorale has no adapter: not evaluated
     row = report.rows[0]
     assert sum(row.heard_with.values()) == sum(row.heard_without.values()) == 2
-    assert 0 <= row.with_adapter <= 1 and "folk" in (tmp_path / "out" / "styles.txt").read_text()
+    assert 0 <= row.with_adapter <= 1 and row.corpus == 1.0  # the tiny styles are unmistakable
+    text = (tmp_path / "out" / "styles.txt").read_text()
+    assert "folk" in text and "corpus" in text
     # The command: no adapter for any style the classifier knows is one clear line.
     code = main(["eval", "styles", "--model", str(tiny_checkpoint), "--cache", str(cache.folder)])
     assert code == 1 and "no adapter" in capsys.readouterr().err
