@@ -135,8 +135,8 @@ def feature_distances(rows: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _profiles() -> np.ndarray:
     """(24, 12) z-scored key profiles, 12 major then 12 minor rotations: one matrix product.
 
-    The Krumhansl-Kessler profiles are the corpus loader's; imported here, not at module
-    level, so that searching a library does not load music21.
+    The Krumhansl-Kessler profiles are the score loader's (composer.train.scores); imported
+    here, not at module level, so that searching a library does not load music21.
     """
     from composer.train.scores import KK_MAJOR, KK_MINOR
 
