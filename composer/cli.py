@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.progress import ProgressFn
 
@@ -160,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--cache",
         type=Path,
-        default=Path(".cache/data-v1"),
+        default=DEFAULT_CACHE,
         help="token cache folder (built when missing)",
     )
     t.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
@@ -255,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     eg.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     eg.add_argument(
-        "--cache", type=Path, default=Path(".cache/data-v1"), help="token cache (composer train)"
+        "--cache", type=Path, default=DEFAULT_CACHE, help="token cache (composer train)"
     )
     eg.add_argument("-n", "--pieces", type=int, default=100)
     eg.add_argument("--bars", type=int, default=16, help="bars per piece (at most)")
@@ -267,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
 
     el = esub.add_parser("loss", help="held-out loss of the decoder vs n-gram baselines")
     el.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    el.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    el.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     el.add_argument("--split", choices=("val", "test"), default="val")
     el.add_argument(
         "--no-transposed",
@@ -288,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
         "priming", help="is generation primed by a held-out piece closer to it than unprimed?"
     )
     ep.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    ep.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    ep.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ep.add_argument("-n", "--pieces", type=int, default=24, help="held-out references")
     ep.add_argument("--bars", type=int, default=8, help="bars per piece (at most)")
     ep.add_argument("--seed", type=int, default=0)
@@ -303,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     ec.add_argument(
         "--reference", metavar="FILE[#N]", help="the files' reference (default: references.json)"
     )
-    ec.add_argument("--cache", type=Path, default=Path(".cache/data-v1"), help="training tokens")
+    ec.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="training tokens")
     ec.add_argument("-o", "--output", type=Path, metavar="TXT", help="write the table here")
     ec.set_defaults(run=_eval_copies)
 
@@ -311,7 +312,7 @@ def _parser() -> argparse.ArgumentParser:
         "styles", help="style classifier agreement with and without each style's adapter"
     )
     es.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    es.add_argument("--cache", type=Path, default=Path(".cache/data-v1"))
+    es.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     es.add_argument("-n", "--pieces", type=int, default=20, help="pieces per style and arm")
     es.add_argument("--bars", type=int, default=8)
     es.add_argument("--seed", type=int, default=0)

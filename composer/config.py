@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The music21 corpus tokenised (``composer train`` builds it when missing). The version names
+# the split: v2 holds out at least 10 val and 10 test pieces of each style large enough
+# (composer.train.corpus.assign_splits); a model names the split it was trained on.
+DEFAULT_CACHE = Path(".cache/data-v2")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

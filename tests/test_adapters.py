@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 
 import numpy as np
@@ -14,7 +15,7 @@ from composer.cli import main
 from composer.errors import ComposerError
 from composer.model import adapters as ad
 from composer.model import load_checkpoint
-from composer.model.checkpoint import DEFAULT_MODEL
+from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
 from composer.model.generate import (
     GenerationRequest,
     cached_checkpoint,
@@ -141,6 +142,25 @@ def test_corrupt_adapter_is_one_clear_line(base, capsys):
     assert errors[0].startswith("composer: error: ") and "adapters/broken" in errors[0]
     assert not (model.parent / "x.mid").exists()
     shutil.rmtree(broken)
+
+
+def test_adapter_refuses_other_base_weights(base, tmp_path):
+    model, result = base
+    ckpt = load_checkpoint(model)
+    meta = json.loads((result.path / "adapter.json").read_text())
+    assert meta["base_weights"] == ckpt.weights_digest and len(ckpt.weights_digest) == 16
+    # Another training run of the same spec and tokenizer: same shapes, other weights.
+    with torch.no_grad():
+        for p in ckpt.model.parameters():
+            p.add_(0.01)
+    other = save_checkpoint(ckpt.model, ckpt.spec, tmp_path / "other", info=ckpt.info)
+    shutil.copytree(result.path, ad.adapter_path(other, "folk"))
+    with pytest.raises(ComposerError, match="other base weights than this checkpoint's"):
+        ad.merge_adapter(load_checkpoint(other), ad.adapter_path(other, "folk"))
+    # An adapter saved before the digest existed records none, and still merges.
+    old = ad.adapter_path(other, "folk") / "adapter.json"
+    old.write_text(json.dumps({k: v for k, v in meta.items() if k != "base_weights"}))
+    assert ad.merge_adapter(load_checkpoint(other), old.parent).info["adapter"] == "folk"
 
 
 def test_missing_adapter_and_bad_names(base, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 symusic = pytest.importorskip("symusic")
@@ -15,6 +16,7 @@ from music21 import converter, corpus, dynamics, key, meter, note, stream  # noq
 from composer.train.corpus import (  # noqa: E402
     STYLE_OF_COLLECTION,
     SkippedPiece,
+    assign_splits,
     iter_corpus,
     iter_files,
     split_of,
@@ -152,6 +154,31 @@ def test_split_is_deterministic_and_disjoint():
         assert 0.03 < splits.count(name) / len(ids) < 0.07
     assert [split_of(i, seed=1) for i in ids] != splits
     assert split_of("x", val=0.0, test=0.0) == "train"
+
+
+def test_assign_splits_tops_up_small_styles_only():
+    big = [(f"essenFolksong/han1.abc#{i}", "folk") for i in range(2000)]
+    small = [(f"trecento/piece{i}.xml", "medieval") for i in range(99)]
+    tiny = [(f"mozart/k{i}.mxl", "piano") for i in range(7)]
+    pieces = big + small + tiny
+    splits = assign_splits(pieces)
+    # A large style keeps exactly the per-piece hash split.
+    assert splits[:2000] == [split_of(i) for i, _ in big]
+    # A small one holds out min(10, n // 8) pieces in each of val and test.
+    medieval = splits[2000:2099]
+    assert medieval.count("val") == medieval.count("test") == 10
+    # The top-up only moves train pieces: what the hash held out stays held out.
+    for (pid, _), split in zip(small, medieval, strict=True):
+        if split_of(pid) != "train":
+            assert split == split_of(pid)
+    # Fewer than 8 pieces: nothing to spare, the hash decides.
+    assert splits[2099:] == [split_of(i) for i, _ in tiny]
+    # A style's split depends on its own pieces, not their order or the other styles.
+    order = np.random.default_rng(0).permutation(len(pieces))
+    shuffled = assign_splits([pieces[i] for i in order])
+    assert [shuffled[list(order).index(i)] for i in range(len(pieces))] == splits
+    assert assign_splits(small) == medieval
+    assert assign_splits(small, seed=1) != medieval
 
 
 def test_style_names():

@@ -166,6 +166,26 @@ def test_load_errors_are_one_line(cache, tok, tmp_path):
         load_checkpoint(tmp_path, tokenizer=tok)
 
 
+def test_a_model_is_evaluated_only_on_the_split_it_was_trained_with(cache, tok, tmp_path):
+    out = tmp_path / "m3"
+    train(cache, tok, tiny_config(epochs=0.1), out)
+    info = load_checkpoint(out, tokenizer=tok).info
+    assert info["data"]["held_out"] == cache.held_out_digest
+    assert info["data"]["min_held_out"] == cache.manifest.min_held_out == 10
+    assert TokenCache.load(cache.folder, tok, trained=(info, out)).pieces == cache.pieces
+    # The same pieces split by another seed hold out other pieces: refused, in one line.
+    items = [piece(i) for i in range(60)]
+    build_cache(items, tok, tmp_path / "seed1", seed=1)
+    with pytest.raises(ComposerError, match="holds out other pieces than m3 was trained with"):
+        TokenCache.load(tmp_path / "seed1", tok, trained=(info, out))
+    # A checkpoint from before the digest was trained on the per-piece hash split alone.
+    before = {"data": {"seed": 0, "pieces": 60}}
+    with pytest.raises(ComposerError, match="holds out other pieces"):
+        TokenCache.load(cache.folder, tok, trained=(before, out))
+    build_cache(items, tok, tmp_path / "hash", seed=0, min_held_out=0)
+    TokenCache.load(tmp_path / "hash", tok, trained=(before, out))
+
+
 def test_corrupt_weights(cache, tok, tmp_path):
     out = tmp_path / "m2"
     train(cache, tok, tiny_config(epochs=0.1), out)

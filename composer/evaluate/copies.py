@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import ScoreTokenizer
@@ -266,7 +267,7 @@ def eval_copies(
     paths: list[Path],
     *,
     reference: str | Path | None = None,
-    cache: str | Path = Path(".cache/data-v1"),
+    cache: str | Path = DEFAULT_CACHE,
     tokenizer: ScoreTokenizer | None = None,
     progress: ProgressFn = no_progress,
 ) -> CopiesReport:

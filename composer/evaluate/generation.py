@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from composer.config import DEFAULT_CACHE
 from composer.evaluate.metrics import METRICS, Notes, measure, notes_of
 from composer.io import atomic_path, atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
@@ -171,7 +172,7 @@ def _opening(ids: np.ndarray, tok: ScoreTokenizer, piece, bars: int):
 
 def eval_generation(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = Path(".cache/data-v1"),
+    cache: str | Path = DEFAULT_CACHE,
     pieces: int = 100,
     bars: int = 16,
     seed: int = 0,
@@ -181,7 +182,7 @@ def eval_generation(
     """Generate ``pieces`` pieces from held-out plans and measure them (see module docstring)."""
     ckpt = load_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok)
+    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
     plans = plans_from_held_out(data, tok, pieces, bars, seed)
     results: list[PieceResult] = []
     speeds = []

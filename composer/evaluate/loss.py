@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config import DEFAULT_CACHE
 from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
@@ -82,7 +83,7 @@ def transposed_pieces(cache: TokenCache, tok: ScoreTokenizer, split: str) -> lis
 
 def eval_loss(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = Path(".cache/data-v1"),
+    cache: str | Path = DEFAULT_CACHE,
     split: str = "val",
     orders: tuple[int, ...] = (3, 4, 5),
     transposed: bool = True,
@@ -91,7 +92,7 @@ def eval_loss(
     """Score the checkpoint and the n-gram baselines on the same held-out windows."""
     ckpt = load_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok)
+    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
     windows = eval_windows(data, split, ckpt.spec.context)
     report = LossEval(split, len(windows), sum(len(w) - 1 for w in windows))
     steps = len(orders) * (2 if transposed else 1) + 1

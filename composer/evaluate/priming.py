@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config import DEFAULT_CACHE
 from composer.evaluate.copies import REFERENCES_FILE
 from composer.evaluate.generation import plans_from_held_out
 from composer.io import atomic_write_text
@@ -88,7 +89,7 @@ class PrimingEval:
 
 def eval_priming(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = Path(".cache/data-v1"),
+    cache: str | Path = DEFAULT_CACHE,
     pieces: int = 24,
     bars: int = 8,
     primer_bars: int = PRIMER_BARS,
@@ -103,7 +104,7 @@ def eval_priming(
     """
     ckpt = cached_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok)
+    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
     entries = {p.id: p for p in data.split("test")}
     plans = plans_from_held_out(data, tok, pieces, bars, seed)
     rows: list[PrimingRow] = []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.evaluate.metrics import measure, notes_of
 from composer.io import atomic_write_text
@@ -221,7 +222,7 @@ def _counts(heard: dict[str, int]) -> str:
 
 def eval_styles(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = Path(".cache/data-v1"),
+    cache: str | Path = DEFAULT_CACHE,
     per_style: int = 20,
     bars: int = 8,
     seed: int = 0,
@@ -238,7 +239,7 @@ def eval_styles(
     clf = StyleClassifier.load(classifier)
     base = cached_checkpoint(model)
     tok = base.tokenizer
-    data = TokenCache.load(cache, tok)
+    data = TokenCache.load(cache, tok, trained=(base.info, model))
     styles = [s for s in clf.styles if s in list_adapters(model)]
     if not styles:
         raise ComposerError(

@@ -2,7 +2,8 @@
 
 An adapter is a folder beside its base checkpoint, ``<model>/adapters/<name>/``, holding what
 peft's ``save_pretrained`` writes (``adapter_config.json``, ``adapter_model.safetensors``) and
-``adapter.json`` (the AdapterConfig, the base's tokenizer hash, and the training figures).
+``adapter.json`` (the AdapterConfig, the base's tokenizer hash and weights digest, and the
+training figures).
 LoRA reaches attention through ``target_modules`` and the fused expert tensors (transformers 5:
 ``mlp.experts.gate_up_proj`` (E, 2I, H), ``mlp.experts.down_proj`` (E, H, I)) through
 ``target_parameters``. Decoding uses the merged weights (``merge_and_unload``): an unmerged
@@ -119,6 +120,7 @@ def save_adapter(
         meta = {
             "config": dataclasses.asdict(config),
             "base_tokenizer_hash": base.spec.tokenizer_hash,
+            "base_weights": base.weights_digest,
             "info": info,
         }
         atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
@@ -163,6 +165,12 @@ def merge_adapter(base: Checkpoint, folder: str | Path) -> Checkpoint:
     if meta.get("base_tokenizer_hash") != base.spec.tokenizer_hash:
         raise ComposerError(
             folder, "adapter was trained on a checkpoint with another tokenizer; retrain it"
+        )
+    # Adapters from before the digest, and bases built in memory, carry none to compare.
+    trained_on = meta.get("base_weights")
+    if trained_on and base.weights_digest and trained_on != base.weights_digest:
+        raise ComposerError(
+            folder, "adapter was trained on other base weights than this checkpoint's; retrain it"
         )
     model = copy.deepcopy(base.model)
     try:

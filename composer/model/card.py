@@ -49,9 +49,16 @@ def write_model_card(
         "",
     ]
     data = info.get("data", {})
+    held = data.get("min_held_out", 0)
+    top_up = (
+        f", each style's val and test topped up to min({held}, pieces // 8); "
+        f"held-out digest {data.get('held_out', '?')}"
+        if held
+        else ""
+    )
     lines.append(
         f"- {data.get('pieces', 0)} pieces, {data.get('tokens', 0):,} tokens; split by piece "
-        f"with seed {data.get('seed', 0)} (train / val / test by a hash of the piece id); "
+        f"with seed {data.get('seed', 0)} (train / val / test by a hash of the piece id{top_up}); "
         f"{data.get('skipped', 0)} pieces skipped"
     )
     if manifest is not None:
@@ -172,6 +179,7 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
         f"- Validation loss: {info.get('base_val_loss', '?')} nats/token for the base, "
         f"{val} with this adapter, on the same windows",
         f"- Base tokenizer hash: `{meta.get('base_tokenizer_hash', '?')}`",
+        f"- Base weights (sha256 of model.safetensors): `{meta.get('base_weights') or '?'}`",
         "",
     ]
     path = folder / "README.md"

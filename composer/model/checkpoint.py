@@ -8,6 +8,7 @@ ModelSpec, the tokenizer's name and vocabulary hash, and how it was trained).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,8 @@ class Checkpoint:
     spec: ModelSpec
     tokenizer: ScoreTokenizer
     info: dict = field(default_factory=dict)  # training figures from composer.json
+    # sha256 (16 hex) of model.safetensors: adapters record their base's, to refuse another
+    weights_digest: str = ""
 
 
 def build_model(spec: ModelSpec, seed: int = 0) -> transformers.PreTrainedModel:
@@ -167,4 +170,8 @@ def load_checkpoint(
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ComposerError(path, f"corrupt or unreadable weights ({msg})") from None
     model.eval()
-    return Checkpoint(model=model, spec=spec, tokenizer=tok, info=meta.get("info", {}))
+    weights = path / "model.safetensors"  # absent only where transformers sharded them
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else ""
+    return Checkpoint(
+        model=model, spec=spec, tokenizer=tok, info=meta.get("info", {}), weights_digest=digest
+    )

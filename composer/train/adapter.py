@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.model.adapters import AdapterConfig, adapter_path, save_adapter, wrap_for_training
 from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
@@ -53,7 +54,7 @@ def train_adapter(
     model: str | Path = DEFAULT_MODEL,
     data: list[Path] | None = None,
     style: str = "other",
-    cache: Path = Path(".cache/data-v1"),
+    cache: Path = DEFAULT_CACHE,
     config: AdapterTrainConfig = AdapterTrainConfig(),
     minutes: float | None = None,
     epochs: float | None = None,
@@ -93,6 +94,8 @@ def train_adapter(
             "give --data folders to train it on",
         )
     full = load_data(data, style, cache, tok, seed=cfg.seed, workers=workers, progress=progress)
+    if not data:  # the corpus: never tune on pieces the base holds out
+        full.check_trained_with(base.info, model)
     subset = dataclasses.replace(
         full, pieces=[p for p in full.pieces if pieces_style in (None, p.style)]
     )

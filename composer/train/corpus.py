@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,10 +226,50 @@ def piece_identities(piece: CorpusPiece) -> list[str]:
 
 
 def split_of(piece_id: str, seed: int = 0, val: float = 0.05, test: float = 0.05) -> str:
-    """The split a piece belongs to ("train", "val" or "test"), fixed by a hash of (seed, id)."""
-    digest = hashlib.sha256(f"{seed}\0{piece_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    """The split a piece belongs to ("train", "val" or "test"), fixed by a hash of (seed, id).
+
+    One piece at a time: the retrieval library splits its pieces this way. The token cache
+    tops small styles up with ``assign_splits``."""
+    u = _unit_hash(piece_id, seed)
     return "test" if u < test else "val" if u < test + val else "train"
+
+
+def assign_splits(
+    pieces: Sequence[tuple[str, str]],
+    seed: int = 0,
+    val: float = 0.05,
+    test: float = 0.05,
+    min_held_out: int = 10,
+) -> list[str]:
+    """The split of each (piece id, style): ``split_of``, then topped up per style so that each
+    of val and test holds at least ``min(min_held_out, n // 8)`` of a style's n pieces.
+
+    A hash alone gives a 99-piece style 2 val and 2 test pieces, too few to measure it on; the
+    top-up takes the style's train pieces whose hash lies nearest above the held-out share, so
+    a style's split depends only on its own pieces, and large styles keep exactly the split
+    that ``split_of`` gives."""
+    splits = [split_of(pid, seed, val, test) for pid, _ in pieces]
+    by_style: dict[str, list[int]] = {}
+    for i, (_, style) in enumerate(pieces):
+        by_style.setdefault(style, []).append(i)
+    for members in by_style.values():
+        want = min(min_held_out, len(members) // 8)
+        # The style's train pieces in hash order; test is topped up first, then val.
+        spare = sorted(
+            (i for i in members if splits[i] == "train"),
+            key=lambda i: (_unit_hash(pieces[i][0], seed), pieces[i][0]),
+        )
+        for name in ("test", "val"):
+            missing = want - sum(splits[i] == name for i in members)
+            for i in spare[: max(0, missing)]:
+                splits[i] = name
+            spare = spare[max(0, missing) :]
+    return splits
+
+
+def _unit_hash(piece_id: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\0{piece_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 # --- files and opuses ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ key), so the model sees the controls it must follow however far into a piece the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -52,8 +53,42 @@ class TokenCache:
     def ids(self, piece: PieceEntry) -> np.ndarray:
         return self.tokens[piece.offset : piece.offset + piece.length].astype(np.int64)
 
+    @property
+    def held_out_digest(self) -> str:
+        """A short hash of which pieces are held out, and where: a model records the one it
+        was trained with, so that it is never evaluated on pieces it learnt from."""
+        held = sorted(f"{p.split}\0{p.id}" for p in self.pieces if p.split != "train")
+        return hashlib.sha256("\n".join(held).encode()).hexdigest()[:16]
+
+    def check_trained_with(self, info: dict, model: str | Path) -> None:
+        """Fail with one line when checkpoint ``info`` was trained on another split of the
+        data. Checkpoints that record no data are not checked; ones from before the digest
+        record only the split's min_held_out (0 then)."""
+        data = info.get("data")
+        if not data:
+            return
+        digest = data.get("held_out")
+        same = (
+            digest == self.held_out_digest
+            if digest
+            else data.get("min_held_out", 0) == self.manifest.min_held_out
+        )
+        if not same:
+            raise ComposerError(
+                self.folder,
+                f"holds out other pieces than {Path(model).name} was trained with; "
+                "use the token cache it was trained on (--cache)",
+            )
+
     @classmethod
-    def load(cls, folder: str | Path, tokenizer: ScoreTokenizer) -> TokenCache:
+    def load(
+        cls,
+        folder: str | Path,
+        tokenizer: ScoreTokenizer,
+        trained: tuple[dict, str | Path] | None = None,
+    ) -> TokenCache:
+        """Open a token cache; with ``trained`` (a checkpoint's info and folder), also check
+        that the model was trained on this split (``check_trained_with``)."""
         folder = Path(folder)
         try:
             meta = json.loads((folder / "pieces.json").read_text())
@@ -65,9 +100,12 @@ class TokenCache:
         if meta["tokenizer_hash"] != tokenizer.vocab_hash:
             raise ComposerError(folder, "token cache was built with another tokenizer; rebuild it")
         pieces = [PieceEntry(**{**p, "shifts": tuple(p["shifts"])}) for p in meta["pieces"]]
-        return cls(
+        cache = cls(
             folder, tokens, pieces, meta["tokenizer_hash"], Manifest.load(folder / "manifest.json")
         )
+        if trained is not None:
+            cache.check_trained_with(*trained)
+        return cache
 
 
 def build_cache(
@@ -76,19 +114,26 @@ def build_cache(
     folder: str | Path,
     *,
     seed: int = 0,
+    min_held_out: int = 10,
     progress: ProgressFn = no_progress,
     total: int | None = None,
 ) -> TokenCache:
-    """Tokenise CorpusPiece / SkippedPiece items into a cache folder, with a manifest."""
-    from composer.train.corpus import SkippedPiece, split_of  # music21 loads slowly
+    """Tokenise CorpusPiece / SkippedPiece items into a cache folder, with a manifest; pieces
+    are split by ``assign_splits`` (seed, and at least ``min_held_out`` val and test pieces
+    per style where the style is large enough)."""
+    from composer.train.corpus import SkippedPiece, assign_splits  # music21 loads slowly
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chunks: list[np.ndarray] = []
     entries: list[PieceEntry] = []
     manifest = Manifest(
-        seed=seed, tokenizer=tokenizer.spec.name, tokenizer_hash=tokenizer.vocab_hash
+        seed=seed,
+        min_held_out=min_held_out,
+        tokenizer=tokenizer.spec.name,
+        tokenizer_hash=tokenizer.vocab_hash,
     )
+    notes: list[int] = []  # per entry, for the manifest's split counts
     offset = 0
     lo_pitch, hi_pitch = tokenizer.spec.pitch_range
     for n, piece in enumerate(pieces, 1):
@@ -121,15 +166,18 @@ def build_cache(
         low, high = tokenizer.pitch_span(ids)
         shifts = (max(-6, lo_pitch - low), min(5, hi_pitch - 1 - high))
         bars = np.flatnonzero(ids == tokenizer.bar_id).tolist()
-        split = split_of(piece.id, seed=seed)
         entries.append(
-            PieceEntry(
-                piece.id, piece.collection, piece.style, split, offset, len(ids), bars, shifts
-            )
+            PieceEntry(piece.id, piece.collection, piece.style, "", offset, len(ids), bars, shifts)
         )
+        notes.append(piece.n_notes)
         chunks.append(ids.astype(np.uint16))
         offset += len(ids)
-        manifest.add(piece, tokens=len(ids), split=split)
+        manifest.add(piece, tokens=len(ids))
+    # Splits need every piece of a style (small styles are topped up), so they come last.
+    splits = assign_splits([(e.id, e.style) for e in entries], seed, min_held_out=min_held_out)
+    for entry, split, n in zip(entries, splits, notes, strict=True):
+        entry.split = split
+        manifest.add_split(split, notes=n, tokens=entry.length)
     tokens = np.concatenate(chunks) if chunks else np.zeros(0, np.uint16)
     with atomic_path(folder / "tokens.npy") as tmp:
         with open(tmp, "wb") as f:

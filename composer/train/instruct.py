@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.model.adapters import adapter_path, save_adapter, wrap_for_training
 from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
@@ -117,7 +118,7 @@ def _val_loss(model, encoder, windows, embs, pad: int, batch: int = 8) -> float:
 def train_instruct(
     *,
     model: str | Path = DEFAULT_MODEL,
-    cache: Path = Path(".cache/data-v1"),
+    cache: Path = DEFAULT_CACHE,
     config: InstructTrainConfig = InstructTrainConfig(),
     force: bool = False,
     progress: ProgressFn = no_progress,
@@ -128,7 +129,7 @@ def train_instruct(
         raise ComposerError(out, "instruct adapter already exists (pass --force to replace it)")
     base = load_checkpoint(model)
     tok = base.tokenizer
-    data = TokenCache.load(cache, tok)
+    data = TokenCache.load(cache, tok, trained=(base.info, model))
     rng = np.random.default_rng(config.seed)
     sampler = WindowSampler(data, tok, config.seq_len, seed=config.seed)
     # Density and register classes describe a few bars of music, what a request asks for, so

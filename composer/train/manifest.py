@@ -27,6 +27,9 @@ class Manifest:
     """Counts per collection and per style, the skipped pieces with reasons, and the split seed."""
 
     seed: int = 0
+    # Each style's val and test splits hold at least min(this, pieces // 8) pieces (0: the
+    # split is the per-piece hash alone, as in caches built before this field).
+    min_held_out: int = 0
     tokenizer: str = ""  # name and vocabulary hash of the tokenizer that counted the tokens
     tokenizer_hash: str = ""
     collections: dict[str, Counts] = field(default_factory=dict)
@@ -36,22 +39,23 @@ class Manifest:
     # Time signatures rewritten to an equal-length one in the vocabulary ("8/8->4/4": pieces).
     meters_rewritten: dict[str, int] = field(default_factory=dict)
 
-    def add(
-        self, item: CorpusPiece | SkippedPiece, tokens: int = 0, split: str | None = None
-    ) -> None:
-        """Count a converted piece (with its token count and split, if known) or record a
-        skipped one."""
+    def add(self, item: CorpusPiece | SkippedPiece, tokens: int = 0) -> None:
+        """Count a converted piece (with its token count, if known) or record a skipped one."""
         if hasattr(item, "reason"):  # a SkippedPiece (no isinstance: music21 loads slowly)
             self.skipped[item.id] = item.reason
             return
-        tables = [(self.collections, item.collection), (self.styles, item.style)]
-        if split:
-            tables.append((self.splits, split))
-        for table, name in tables:
+        for table, name in [(self.collections, item.collection), (self.styles, item.style)]:
             counts = table.setdefault(name, Counts())
             counts.pieces += 1
             counts.notes += item.n_notes
             counts.tokens += tokens
+
+    def add_split(self, split: str, notes: int, tokens: int) -> None:
+        """Count one piece of ``split`` (splits are assigned once every piece is known)."""
+        counts = self.splits.setdefault(split, Counts())
+        counts.pieces += 1
+        counts.notes += notes
+        counts.tokens += tokens
 
     @property
     def total(self) -> Counts:
@@ -69,6 +73,7 @@ class Manifest:
         data = json.loads(Path(path).read_text())
         return cls(
             seed=data["seed"],
+            min_held_out=data.get("min_held_out", 0),
             tokenizer=data.get("tokenizer", ""),
             tokenizer_hash=data.get("tokenizer_hash", ""),
             collections={k: Counts(**v) for k, v in data["collections"].items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.model.card import write_model_card
 from composer.model.checkpoint import DEFAULT_MODEL, MODELS_DIR
@@ -48,7 +49,7 @@ def load_data(
 def run_training(
     data: list[Path] | None = None,
     config: Path | None = None,
-    cache: Path = Path(".cache/data-v1"),
+    cache: Path = DEFAULT_CACHE,
     out: Path | None = None,
     minutes: float | None = None,
     epochs: float | None = None,

@@ -229,6 +229,8 @@ def train(
             "pieces": cache.manifest.total.pieces,
             "tokens": cache.manifest.total.tokens,
             "seed": cache.manifest.seed,
+            "min_held_out": cache.manifest.min_held_out,
+            "held_out": cache.held_out_digest,
             "skipped": len(cache.manifest.skipped),
         },
         "style_roles": style_textures(cache, tokenizer),
