@@ -16,3 +16,41 @@ log = logging.getLogger("composer")
 
 def no_progress(stage: str, done: float, total: float | None) -> None:
     """The default callback: report nothing."""
+
+
+def progress_bar() -> tuple[ProgressFn, Callable[[], None]]:
+    """The CLI's rendering of a ProgressFn: a tqdm bar per stage, with ETA; returns
+    (callback, close)."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+    # Stages that count seconds of media; the others count items (files, steps, pieces).
+    units = {"analyze": "s", "render": "s", "generate": "bars", "train": "steps",
+             "train instruct": "steps", "index": "files"}  # fmt: skip
+
+    def update(stage: str, done: float, total: float | None) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            unit = units.get(stage, "")
+            count = "{n:.1f}/{total:.1f}" if unit == "s" else "{n:.0f}/{total:.0f}"
+            bar = bars[stage] = tqdm(
+                total=total,
+                desc=stage,
+                unit=unit or "it",
+                leave=False,
+                bar_format=f"{{desc}}: {{percentage:3.0f}}%|{{bar}}| {count} {unit} "
+                "[{elapsed}<{remaining}]"
+                if total
+                else None,
+                disable=None,
+            )
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = min(done, total) if total else done
+        bar.refresh()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return update, close
