@@ -15,6 +15,7 @@ from composer.cli import main
 from composer.errors import ComposerError
 from composer.model import adapters as ad
 from composer.model import load_checkpoint
+from composer.model.card import write_adapter_card
 from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
 from composer.model.generate import (
     GenerationRequest,
@@ -65,7 +66,7 @@ def base(tiny_checkpoint, tmp_path_factory):
     return model, result
 
 
-def test_adapter_trained_and_saved_small(base):
+def test_adapter_trained_and_saved_small(base, tmp_path):
     model, result = base
     assert result.steps == 2
     assert result.path == model / "adapters" / "folk"
@@ -77,7 +78,14 @@ def test_adapter_trained_and_saved_small(base):
     assert meta["info"]["steps"] == 2 and meta["info"]["style"] == "folk"
     card = (result.path / "README.md").read_text()
     assert card.startswith("# tiny adapter: folk") and "More Information Needed" not in card
-    assert "composer generate --style folk --adapter folk" in card and "--epochs 2" in card
+    assert "composer generate --style folk --adapter folk" in card and "--epochs 2`" in card
+    # A time limit fits the schedule, so the card's remake command carries it too.
+    timed = tmp_path / "adapters" / "timed"
+    shutil.copytree(result.path, timed)
+    meta["info"]["train_config"]["max_minutes"] = 40.0
+    (timed / "adapter.json").write_text(json.dumps(meta))
+    write_adapter_card(timed, "timed")
+    assert "--epochs 2 --minutes 40`" in (timed / "README.md").read_text()
     assert ad.list_adapters(model) == ["folk"]
     assert ad.style_adapter(model, "folk") == "folk" and ad.style_adapter(model, "piano") is None
 

@@ -151,6 +151,20 @@ def test_train_saves_a_loadable_checkpoint_and_resumes(cache, tok, tmp_path):
     assert len(more.history) > len(res.history)
 
 
+def test_a_run_that_fails_to_write_its_result_resumes_to_write_it(cache, tok, tmp_path):
+    out = tmp_path / "m4"
+
+    def disk_full(model, info):
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):
+        train(cache, tok, tiny_config(epochs=0.2), out, save=disk_full)
+    assert not out.exists()
+    # The training state was saved before the result: resuming writes it without retraining.
+    res = train(cache, tok, tiny_config(epochs=0.2), out, resume=True)
+    assert load_checkpoint(out, tokenizer=tok).info["steps"] == res.steps > 0
+
+
 def test_load_errors_are_one_line(cache, tok, tmp_path):
     out = tmp_path / "m"
     train(cache, tok, tiny_config(epochs=0.1), out)

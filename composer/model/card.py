@@ -158,8 +158,11 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
         remake = f"composer train --adapter {name} --force"
         if isinstance(data, list):  # a user's folders, not the corpus cache
             remake += f" --style {style} --data " + " ".join(data)
-        if "epochs" in info.get("train_config", {}):
-            remake += f" --epochs {info['train_config']['epochs']:g}"
+        schedule = info.get("train_config", {})
+        if "epochs" in schedule:
+            remake += f" --epochs {schedule['epochs']:g}"
+        if schedule.get("max_minutes"):  # the time limit shapes the schedule: part of the recipe
+            remake += f" --minutes {schedule['max_minutes']:g}"
         lines += [
             f"A LoRA style adapter for `{model}`, trained on {pieces.get('train', '?')} "
             f"{style} pieces ({pieces.get('val', '?')} more held out for validation) from "

@@ -235,11 +235,11 @@ def train(
         },
         "style_roles": style_textures(cache, tokenizer),
     }
+    save_state()  # first: a run that fails while writing its result can --resume to write it
     if save is None:
         save_checkpoint(acc.unwrap_model(model), spec, out, info=info)
     else:
         save(acc.unwrap_model(model), info)
-    save_state()
     return TrainResult(
         out,
         step,
