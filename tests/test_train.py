@@ -186,18 +186,18 @@ def test_a_model_is_evaluated_only_on_the_split_it_was_trained_with(cache, tok, 
     info = load_checkpoint(out, tokenizer=tok).info
     assert info["data"]["held_out"] == cache.held_out_digest
     assert info["data"]["min_held_out"] == cache.manifest.min_held_out == 10
-    assert TokenCache.load(cache.folder, tok, trained=(info, out)).pieces == cache.pieces
+    cache.check_trained_with(info, out)  # the split it was trained on: no complaint
     # The same pieces split by another seed hold out other pieces: refused, in one line.
     items = [piece(i) for i in range(60)]
     build_cache(items, tok, tmp_path / "seed1", seed=1)
     with pytest.raises(ComposerError, match="holds out other pieces than m3 was trained with"):
-        TokenCache.load(tmp_path / "seed1", tok, trained=(info, out))
+        TokenCache.load(tmp_path / "seed1", tok).check_trained_with(info, out)
     # A checkpoint from before the digest was trained on the per-piece hash split alone.
     before = {"data": {"seed": 0, "pieces": 60}}
     with pytest.raises(ComposerError, match="holds out other pieces"):
-        TokenCache.load(cache.folder, tok, trained=(before, out))
+        cache.check_trained_with(before, out)
     build_cache(items, tok, tmp_path / "hash", seed=0, min_held_out=0)
-    TokenCache.load(tmp_path / "hash", tok, trained=(before, out))
+    TokenCache.load(tmp_path / "hash", tok).check_trained_with(before, out)
 
 
 def test_corrupt_weights(cache, tok, tmp_path):

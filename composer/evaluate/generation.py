@@ -182,7 +182,8 @@ def eval_generation(
     """Generate ``pieces`` pieces from held-out plans and measure them (see module docstring)."""
     ckpt = load_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(ckpt.info, model)
     plans = plans_from_held_out(data, tok, pieces, bars, seed)
     results: list[PieceResult] = []
     speeds = []

@@ -92,7 +92,8 @@ def eval_loss(
     """Score the checkpoint and the n-gram baselines on the same held-out windows."""
     ckpt = load_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(ckpt.info, model)
     windows = eval_windows(data, split, ckpt.spec.context)
     report = LossEval(split, len(windows), sum(len(w) - 1 for w in windows))
     steps = len(orders) * (2 if transposed else 1) + 1

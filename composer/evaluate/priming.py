@@ -104,7 +104,8 @@ def eval_priming(
     """
     ckpt = cached_checkpoint(model)
     tok = ckpt.tokenizer
-    data = TokenCache.load(cache, tok, trained=(ckpt.info, model))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(ckpt.info, model)
     entries = {p.id: p for p in data.split("test")}
     plans = plans_from_held_out(data, tok, pieces, bars, seed)
     rows: list[PrimingRow] = []

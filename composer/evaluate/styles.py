@@ -239,7 +239,8 @@ def eval_styles(
     clf = StyleClassifier.load(classifier)
     base = cached_checkpoint(model)
     tok = base.tokenizer
-    data = TokenCache.load(cache, tok, trained=(base.info, model))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(base.info, model)
     styles = [s for s in clf.styles if s in list_adapters(model)]
     if not styles:
         raise ComposerError(

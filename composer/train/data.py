@@ -81,14 +81,7 @@ class TokenCache:
             )
 
     @classmethod
-    def load(
-        cls,
-        folder: str | Path,
-        tokenizer: ScoreTokenizer,
-        trained: tuple[dict, str | Path] | None = None,
-    ) -> TokenCache:
-        """Open a token cache; with ``trained`` (a checkpoint's info and folder), also check
-        that the model was trained on this split (``check_trained_with``)."""
+    def load(cls, folder: str | Path, tokenizer: ScoreTokenizer) -> TokenCache:
         folder = Path(folder)
         try:
             meta = json.loads((folder / "pieces.json").read_text())
@@ -100,12 +93,9 @@ class TokenCache:
         if meta["tokenizer_hash"] != tokenizer.vocab_hash:
             raise ComposerError(folder, "token cache was built with another tokenizer; rebuild it")
         pieces = [PieceEntry(**{**p, "shifts": tuple(p["shifts"])}) for p in meta["pieces"]]
-        cache = cls(
+        return cls(
             folder, tokens, pieces, meta["tokenizer_hash"], Manifest.load(folder / "manifest.json")
         )
-        if trained is not None:
-            cache.check_trained_with(*trained)
-        return cache
 
 
 def build_cache(

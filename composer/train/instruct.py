@@ -129,7 +129,8 @@ def train_instruct(
         raise ComposerError(out, "instruct adapter already exists (pass --force to replace it)")
     base = load_checkpoint(model)
     tok = base.tokenizer
-    data = TokenCache.load(cache, tok, trained=(base.info, model))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(base.info, model)
     rng = np.random.default_rng(config.seed)
     sampler = WindowSampler(data, tok, config.seq_len, seed=config.seed)
     # Density and register classes describe a few bars of music, what a request asks for, so
