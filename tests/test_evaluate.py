@@ -73,6 +73,9 @@ def test_eval_generation_report(trained, tmp_path):
     (row,) = report.styles
     assert row.style == "folk" and row.pieces == 3
     assert 0 < row.reference["scale_consistency"] <= 1
+    # The corpus mean covers every held-out opening, the drawn ones among them.
+    assert row.held_out >= len({p.reference for p in report.pieces})
+    assert set(row.corpus) == set(row.reference)
     table = report.table()
     assert "music21 key" in table and "folk" in table
     for name in ("generation.json", "generation.txt", "generation.png"):
@@ -84,17 +87,20 @@ def test_held_out_plans_give_every_style_an_equal_share(tok, tmp_path):
     import dataclasses
     from collections import Counter
 
-    from composer.evaluate.generation import plans_from_held_out
+    from composer.evaluate.generation import held_out_openings, plans_from_held_out
 
     pieces = [piece(i) for i in range(120)]
     pieces += [dataclasses.replace(piece(i), id=f"fiddle/{i}", style="fiddle") for i in range(40)]
     cache = build_cache(pieces, tok, tmp_path, seed=0)
     held = Counter(p.style for p in cache.split("test"))
     assert held["folk"] > held["fiddle"] >= 1
-    plans = plans_from_held_out(cache, tok, 20, bars=4, seed=0)
-    assert Counter(style for _, style, _, _ in plans) == {"folk": 10, "fiddle": 10}
+    openings = held_out_openings(cache, tok, bars=4)
+    assert {s: len(o) for s, o in openings.items()} == held
+    plans = plans_from_held_out(openings, 20, seed=0)
+    assert Counter(o.style for o, _ in plans) == {"folk": 10, "fiddle": 10}
+    assert all(o.style == req.style and o.meter == req.meter for o, req in plans)
     # The few fiddle pieces come back in other keys and seeds.
-    fiddle = [req for _, style, _, req in plans if style == "fiddle"]
+    fiddle = [req for o, req in plans if o.style == "fiddle"]
     assert len({(r.key, r.seed) for r in fiddle}) == 10
 
 
@@ -112,3 +118,23 @@ def test_eval_loss_scores_every_row_on_the_same_windows(trained):
     assert all(np.isfinite(r.nll) and r.nll > 0 for r in report.rows)
     assert report.tokens > 0
     assert "n-gram" in report.table()
+
+
+def test_eval_priming_pairs_each_reference_with_both_outputs(trained, tmp_path):
+    import json
+
+    from composer.evaluate.priming import eval_priming
+
+    report = eval_priming(
+        trained / "model", trained / "cache", pieces=2, bars=4, primer_bars=2, midi_dir=tmp_path
+    )
+    assert len(report.rows) == 2
+    assert all(0 <= r.primed <= 1 and 0 <= r.unprimed <= 1 for r in report.rows)
+    assert all(r.style == "folk" and r.meter == "3/4" for r in report.rows)
+    refs = json.loads((tmp_path / "references.json").read_text())
+    assert sorted(refs) == [
+        "000-folk-primed.mid", "000-folk-unprimed.mid", "001-folk-primed.mid",
+        "001-folk-unprimed.mid",
+    ]  # fmt: skip
+    assert set(refs.values()) == {r.reference for r in report.rows}
+    assert "primed closer" in report.table()

@@ -18,7 +18,7 @@ import numpy as np
 
 from composer.config import DEFAULT_CACHE
 from composer.evaluate.copies import REFERENCES_FILE
-from composer.evaluate.generation import plans_from_held_out
+from composer.evaluate.generation import held_out_openings, plans_from_held_out
 from composer.io import atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL
 from composer.model.export import write_midi
@@ -107,11 +107,12 @@ def eval_priming(
     data = TokenCache.load(cache, tok)
     data.check_trained_with(ckpt.info, model)
     entries = {p.id: p for p in data.split("test")}
-    plans = plans_from_held_out(data, tok, pieces, bars, seed)
+    plans = plans_from_held_out(held_out_openings(data, tok, bars), pieces, seed)
     rows: list[PrimingRow] = []
     refs: dict[str, str] = {}
-    for i, (ref_id, style, _opening, req) in enumerate(plans):
+    for i, (opening, req) in enumerate(plans):
         progress("eval", i, len(plans))
+        ref_id, style = opening.piece, opening.style
         ref = reference_from_ids(ref_id, data.ids(entries[ref_id]), tok)
         target = symbolic_features(tok.decode(list(ref.ids)))
         how = plan_priming(req, ref, tok, primer_bars)
