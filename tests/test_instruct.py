@@ -347,3 +347,14 @@ def test_eval_instructions_reports_both_arms(instructed, tmp_path):
         assert set(row.met) == set(row.stated) == set(row.met_base) and row.stated
     assert 0.0 <= report.rate() <= 1.0 and 0.0 < report.free[0].p_value <= 1.0
     assert "base+controls" in (tmp_path / "instructions.txt").read_text()
+
+
+def test_free_text_only_report_has_no_adherence_table():
+    from composer.evaluate.instructions import FreeTextRow, InstructionsEval
+
+    free = FreeTextRow(
+        "a rocking lullaby feel", "like a march", 32, 0.447, {"notes/beat": (3.1, 3.0)}
+    )
+    text = InstructionsEval("m", 8, rows=[], free=[free]).table()
+    assert "nan" not in text and "base+controls" not in text and "target" not in text
+    assert "'a rocking lullaby feel' vs 'like a march': p = 0.447" in text

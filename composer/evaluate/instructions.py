@@ -96,20 +96,24 @@ class InstructionsEval:
         return float(np.mean(hits)) if hits else float("nan")
 
     def table(self) -> str:
+        """The adherence table (when instructions were asked for), then the free-text pairs."""
         n_stated = sum(len(r.stated) for r in self.rows)
         lines = [
             f"model {self.model}: {len(self.rows)} held-out instructions ({n_stated} stated "
             f"attributes), {self.bars} bars each; phrasings and frames never seen in training",
-            f"{'attribute':10s} {'stated':>6s} {'instruct':>9s} {'base+controls':>14s}",
         ]
-        for a in ATTRIBUTES:
-            n = sum(a in r.stated for r in self.rows)
-            lines.append(f"{a:10s} {n:6d} {self.rate(a):9.0%} {self.rate(a, base=True):14.0%}")
-        mark = "" if self.rate() >= TARGET else "  (below the target)"
-        lines.append(
-            f"{'all':10s} {n_stated:6d} {self.rate():9.0%} {self.rate(base=True):14.0%}"
-            f"   target >= {TARGET:.0%}{mark}"
-        )
+        if self.rows:  # -n 0 runs the free-text pairs alone: no rates of nothing
+            lines.append(
+                f"{'attribute':10s} {'stated':>6s} {'instruct':>9s} {'base+controls':>14s}"
+            )
+            for a in ATTRIBUTES:
+                n = sum(a in r.stated for r in self.rows)
+                lines.append(f"{a:10s} {n:6d} {self.rate(a):9.0%} {self.rate(a, base=True):14.0%}")
+            mark = "" if self.rate() >= TARGET else "  (below the target)"
+            lines.append(
+                f"{'all':10s} {n_stated:6d} {self.rate():9.0%} {self.rate(base=True):14.0%}"
+                f"   target >= {TARGET:.0%}{mark}"
+            )
         if self.free:
             lines += ["", "words no control token covers; same controls and seeds, only the "
                       "prefix differs (paired permutation test over notes/beat, mean pitch, "
