@@ -358,3 +358,20 @@ def test_free_text_only_report_has_no_adherence_table():
     text = InstructionsEval("m", 8, rows=[], free=[free]).table()
     assert "nan" not in text and "base+controls" not in text and "target" not in text
     assert "'a rocking lullaby feel' vs 'like a march': p = 0.447" in text
+
+
+def test_instruct_training_fits_its_schedule_to_the_time_limit(tiny_checkpoint, tmp_path):
+    from composer.model import load_checkpoint
+    from composer.train.instruct import InstructTrainConfig, train_instruct
+    from composer.train.run import load_data
+
+    model = tmp_path / "tiny"
+    shutil.copytree(tiny_checkpoint, model)
+    write_midi_folder(tmp_path / "tunes")
+    tok = load_checkpoint(model).tokenizer
+    cache = load_data([tmp_path / "tunes"], "folk", tmp_path / "cache", tok, seed=0, workers=1)
+    # No step count: the limit, long past after 20 steps, leaves the schedule's floor of 40.
+    config = InstructTrainConfig(instruct=InstructConfig(anchors=40), seq_len=128, batch_size=4,
+                                 minutes=1e-4, val_windows=8, reader_examples=120)  # fmt: skip
+    result = train_instruct(model=model, cache=cache.folder, config=config)
+    assert result.steps == 40

@@ -154,16 +154,23 @@ def train_instruct(
     peft_model.train()
     start, step = time.monotonic(), 0
     total = config.steps or None
+    timed = not config.steps  # a time limit, not a step count, ends the run
     while total is None or step < total:
+        elapsed = time.monotonic() - start
+        if timed and step in (20, 200):
+            # Fit the schedule to the steps the time limit allows at the speed so far, and
+            # again at step 200: the first 20 steps alone misjudge it when their one-off
+            # costs or another process's load weigh on them.
+            left = config.minutes * 60 - elapsed
+            total = max(40, step + int(step / elapsed * left))
+            log.info("instruct: schedule fitted to %d steps", total)
+        elif timed and step > 200 and elapsed > config.minutes * 60:
+            break  # out of time: the fitted schedule is near its end anyway
         windows = [sampler.window() for _ in range(config.batch_size)]
         texts = [train_book.write(say_some(classify(measure(tok, w), th), rng), rng)
                  for w in windows]  # fmt: skip
         ids, labels = _batch(windows, tok.pad_id)
         emb = torch.from_numpy(embed(texts))
-        if total is None and step == 20:  # fit the schedule to the time limit at that speed
-            rate = step / (time.monotonic() - start)
-            total = max(40, int(rate * config.minutes * 60))
-            log.info("instruct: schedule fitted to %d steps", total)
         horizon = total or 10**6
         warm = min(1.0, (step + 1) / config.warmup_steps)
         cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / horizon, 1.0)))
