@@ -214,7 +214,7 @@ def eval_generation(
     data = TokenCache.load(cache, tok)
     data.check_trained_with(ckpt.info, model)
     openings = held_out_openings(data, tok, bars)
-    measured = {o.piece: measure(notes_of(tok, o.ids)) for os in openings.values() for o in os}
+    measured = {o.piece: measure(notes_of(tok, o.ids)) for ops in openings.values() for o in ops}
     plans = plans_from_held_out(openings, pieces, seed)
     results: list[PieceResult] = []
     speeds = []
