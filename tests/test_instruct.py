@@ -360,7 +360,9 @@ def test_free_text_only_report_has_no_adherence_table():
     assert "'a rocking lullaby feel' vs 'like a march': p = 0.447" in text
 
 
-def test_instruct_training_fits_its_schedule_to_the_time_limit(tiny_checkpoint, tmp_path):
+def test_instruct_training_fits_its_schedule_to_the_time_limit(
+    tiny_checkpoint, instructed, tmp_path
+):
     from composer.model import load_checkpoint
     from composer.train.instruct import InstructTrainConfig, train_instruct
     from composer.train.run import load_data
@@ -375,3 +377,9 @@ def test_instruct_training_fits_its_schedule_to_the_time_limit(tiny_checkpoint, 
                                  minutes=1e-4, val_windows=8, reader_examples=120)  # fmt: skip
     result = train_instruct(model=model, cache=cache.folder, config=config)
     assert result.steps == 40
+    # The reader has its own generator: 40 steps fit the same reader as the fixture's 3.
+    three = instructed[1]
+    assert result.reader_accuracy == three.reader_accuracy
+    with np.load(result.path / "reader.npz") as a, np.load(three.path / "reader.npz") as b:
+        assert a.files == b.files
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
