@@ -118,10 +118,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--adapter",
-        default="none",
+        default="auto",
         metavar="NAME",
-        help="LoRA adapter of the model to merge in; 'auto': the one named after --style if "
-        "the model has one; 'none' (default, see README): the base alone",
+        help="LoRA adapter of the model to merge in; 'auto' (default): the one named after "
+        "--style if the model has one; 'none': the base alone",
+    )
+    g.add_argument(
+        "--style-guidance",
+        type=float,
+        metavar="G",
+        help="guidance away from the adapter's neighbouring style (1: none; default: the "
+        "adapter's own, see README)",
     )
     g.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
     g.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -144,10 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--adapter",
-        default="none",
+        default="auto",
         metavar="NAME",
-        help="LoRA adapter to merge in; 'auto': the one named after the plan's style; "
-        "'none' (default, see README): the base alone",
+        help="LoRA adapter to merge in; 'auto' (default): the one named after the plan's "
+        "style if the model has one; 'none': the base alone",
+    )
+    c.add_argument(
+        "--style-guidance",
+        type=float,
+        metavar="G",
+        help="guidance away from the adapter's neighbouring style (1: none; default: the "
+        "adapter's own)",
     )
     c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     c.set_defaults(run=_compose)
@@ -195,6 +209,20 @@ def _parser() -> argparse.ArgumentParser:
         "--reader-only",
         action="store_true",
         help="with --instruct: fit the instruction reader again, leaving the decoder's adapter",
+    )
+    t.add_argument(
+        "--guidance",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="with --adapter: the scale of the guidance away from the style's nearest "
+        "neighbour that decoding with the adapter uses (default 1: none; see README)",
+    )
+    t.add_argument(
+        "--guidance-only",
+        action="store_true",
+        help="with --adapter: measure the neighbour again and save --guidance, leaving the "
+        "adapter's weights",
     )
     t.add_argument(
         "--model", type=Path, help="base checkpoint for --adapter/--instruct (default: shipped)"
@@ -331,6 +359,8 @@ def _generate(args: argparse.Namespace) -> int:
     tempo = args.tempo
     if args.adapter == "instruct" and not args.instruction:
         raise ComposerError(None, "--adapter instruct conditions on --instruction TEXT; give one")
+    if args.adapter == "instruct" and args.style_guidance not in (None, 1.0):
+        raise ComposerError(None, "style guidance steers a style adapter, not an instruction")
     if args.instruction:
         from composer.model.instruct import read_instruction
 
@@ -366,6 +396,7 @@ def _generate(args: argparse.Namespace) -> int:
         tempo=tempo,
         model=args.model or DEFAULT_MODEL,
         adapter=None if args.adapter in ("none", "instruct") else args.adapter,
+        style_guidance=args.style_guidance,
         instruction=args.instruction if args.adapter == "instruct" else None,
         overwrite=args.force,
         progress=progress,
@@ -428,6 +459,7 @@ def _compose(args: argparse.Namespace) -> int:
             soundfont=args.soundfont,
             library=args.library,
             adapter=None if args.adapter == "none" else args.adapter,
+            style_guidance=args.style_guidance,
             progress=progress,
         )
     finally:
@@ -479,8 +511,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_adapter(args: argparse.Namespace) -> int:
     from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.train.adapter import train_adapter
+    from composer.train.adapter import set_guidance, train_adapter
 
+    if args.guidance_only:
+        contrast = set_guidance(
+            args.adapter, args.guidance, model=args.model or DEFAULT_MODEL, data=args.data,
+            style=args.style, cache=args.cache, workers=args.workers,
+        )  # fmt: skip
+        print(f"adapter {args.adapter}: guidance {contrast.scale:g} away from {contrast.against}")
+        return 0
     progress, close = progress_bar()
     try:
         res = train_adapter(
@@ -493,6 +532,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             force=args.force,
             workers=args.workers,
+            guidance=args.guidance,
             progress=progress,
         )
     finally:

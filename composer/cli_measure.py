@@ -97,7 +97,9 @@ def add_commands(sub) -> None:
     )
     es.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     es.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    es.add_argument("-n", "--pieces", type=int, default=20, help="pieces per style and arm")
+    es.add_argument(
+        "-n", "--pieces", type=int, default=100, help="pieces per style and arm (default 100)"
+    )
     es.add_argument("--bars", type=int, default=8)
     es.add_argument("--seed", type=int, default=0)
     es.add_argument("-o", "--outdir", type=Path, help="write styles.txt and styles.json here")

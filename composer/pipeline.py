@@ -7,6 +7,7 @@ OUTDIR and renamed into place at the end, so OUTDIR is either complete or untouc
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,9 @@ class ComposeRecord(_Json):
     describer: str
     model: str
     adapter: str | None  # the style's LoRA adapter merged into the model, if it has one
+    # The adapter's guidance away from its neighbouring style (1: none), and that style.
+    guidance: float = 1.0
+    guided_against: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
 
@@ -58,18 +62,21 @@ def compose(
     force: bool = False,
     soundfont: str | Path | None = None,
     library: str | Path | None = None,
-    adapter: str | None = None,
+    adapter: str | None = "auto",
+    style_guidance: float | None = None,
     progress: ProgressFn = no_progress,
 ) -> ComposeResult:
     """Score ``video`` (or, without one, a ``duration``-second piece) following ``prompt``.
 
     ``library``: the reference library searched for the plan (default: the music21 one that
     ships with composer); the best pick in the plan's meter primes the decoder. ``adapter``:
-    a LoRA adapter of the model to merge in, ``"auto"`` for the one named after the plan's
-    style, or None (the default: the shipped adapters cost key agreement, see README).
+    a LoRA adapter of the model to merge in, ``"auto"`` (the default) for the one named after
+    the plan's style when the model has one, or None for the base alone; a style adapter
+    decodes with its guidance away from its neighbouring style, at ``style_guidance`` in place
+    of its own scale when given.
     """
     from composer.describe import describe
-    from composer.model.adapters import style_adapter
+    from composer.model.adapters import style_adapter, style_contrast
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import cached_checkpoint
     from composer.plan.planner import make_plan
@@ -127,7 +134,9 @@ def compose(
         found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
         ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
         lap("load model")
-        refs, req = prime_from(found.result(), request_for(plan), ckpt.tokenizer)
+        contrast = style_contrast(model or DEFAULT_MODEL, adapter, style_guidance)
+        req = dataclasses.replace(request_for(plan), contrast=contrast)
+        refs, req = prime_from(found.result(), req, ckpt.tokenizer)
         lap("retrieve")
         files = _write(tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane,
                        picture)  # fmt: skip
@@ -138,6 +147,8 @@ def compose(
             plan=plan, references=refs,
             seed=seed, describer=brief.describer if brief else "none",
             model=str(model or DEFAULT_MODEL), adapter=adapter, seconds=seconds,
+            guidance=contrast.scale if contrast else 1.0,
+            guided_against=contrast.against if contrast else None,
             versions={"composer": composer.__version__, "plan.json": str(VERSION),
                       "tokenizer": ckpt.spec.tokenizer},
         )  # fmt: skip

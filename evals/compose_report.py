@@ -1,6 +1,6 @@
 """The main job's acceptance figures, measured on clips and requests:
 
-    .venv/bin/python evals/compose_report.py [MEDIA_DIR] [--requests 50] [-o DIR]
+    .venv/bin/python evals/compose_report.py [MEDIA_DIR] [--requests 50] [--adapter auto] [-o DIR]
 
 1. Cuts: on the shared test video, the aspect-ratio clip and a synthetic clip with known cuts,
    the distance from every strong cut to the nearest downbeat or hit accent in score.mid
@@ -41,7 +41,7 @@ STYLES = ["chorale", "folk song", "fiddle tune", "string quartet", "renaissance 
 METERS = ["2/4", "3/4", "4/4", "6/8", "3/8", "5/4"]
 
 
-def cut_report(media: Path, work: Path) -> bool:
+def cut_report(media: Path, work: Path, adapter: str | None) -> bool:
     clips = [media / "videos" / "pyscenedetect_testvideo.mp4",
              media / "videos" / "pyscenedetect_issue-195-aspect-ratio.mp4",
              make_clip(work / "synthetic.mp4", SHOTS, size=(640, 360))]  # fmt: skip
@@ -53,7 +53,7 @@ def cut_report(media: Path, work: Path) -> bool:
         if not clip.exists():
             print(f"{clip.name:44s} missing, skipped")
             continue
-        res = compose(clip, "", work / clip.stem, force=True)
+        res = compose(clip, "", work / clip.stem, force=True, adapter=adapter)
         plan, brief = res.record.plan, res.record.brief
         truth = cut_times(SHOTS) if clip.name == "synthetic.mp4" else [
             e.time for e in brief.events if e.kind == "cut" and e.strength >= 0.5
@@ -99,7 +99,7 @@ def requests(n: int, seed: int = 0) -> list[tuple[str, dict]]:
     return out
 
 
-def text_report(n: int, work: Path) -> bool:
+def text_report(n: int, work: Path, adapter: str | None) -> bool:
     from composer.evaluate.generation import music21_key
     from composer.evaluate.metrics import Notes
     from composer.tokens.spec import parse_key
@@ -107,7 +107,7 @@ def text_report(n: int, work: Path) -> bool:
     print(f"\n2. {n} text requests: explicit values in the MIDI, music21's key")
     exact = keys = 0
     for i, (prompt, facts) in enumerate(requests(n)):
-        res = compose(None, prompt, work / f"text{i:02d}", force=True, seed=i)
+        res = compose(None, prompt, work / f"text{i:02d}", force=True, seed=i, adapter=adapter)
         midi = symusic.Score(str(res.files["score"]))
         ok = True
         if "bpm" in facts:
@@ -147,12 +147,14 @@ def main() -> int:
     ap.add_argument("media", nargs="?", type=Path, default=ROOT.parent / "shared" / "media")
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("-o", "--outdir", type=Path, help="keep the outputs here")
+    ap.add_argument("--adapter", default="auto", help="as compose's --adapter (default: auto)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.outdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        ok = cut_report(args.media, work)
-        ok &= text_report(args.requests, work)
+        adapter = None if args.adapter == "none" else args.adapter
+        ok = cut_report(args.media, work, adapter)
+        ok &= text_report(args.requests, work, adapter)
         describer_report(args.media)
     return 0 if ok else 1
 

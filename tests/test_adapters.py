@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 
@@ -24,6 +25,7 @@ from composer.model.generate import (
     generate_midi,
     uniform_controls,
 )
+from composer.pipeline import ComposeRecord
 from composer.train.adapter import AdapterTrainConfig, train_adapter
 from composer.train.trainer import TrainConfig
 
@@ -126,10 +128,13 @@ def test_style_chooses_adapter_on_generate(base, tmp_path):
     req = GenerationRequest(
         style="folk", key=(2, "major"), meter=(3, 4), controls=uniform_controls(2), candidates=1
     )
-    generate_midi(req, tmp_path / "a.mid", model=model, adapter=ad.AUTO)
+    generate_midi(req, tmp_path / "a.mid", model=model)  # "auto" by default
     assert (str(model.resolve()), "folk") in ad._MERGED
     forget_checkpoints()
-    generate_midi(req, tmp_path / "b.mid", model=model)  # the base alone by default
+    generate_midi(req, tmp_path / "b.mid", model=model, adapter=None)  # the base alone
+    assert not ad._MERGED
+    # A style with no adapter of its name decodes with the base under "auto".
+    generate_midi(dataclasses.replace(req, style="chorale"), tmp_path / "c.mid", model=model)
     assert not ad._MERGED
     assert symusic.Score(str(tmp_path / "a.mid")).note_num() > 0
 
@@ -197,3 +202,96 @@ def test_shipped_adapters_fit_the_limit():
         # adapter records one figure, on windows paired with their instructions).
         val = info["history"][-1]["val_loss"] if "history" in info else info["val_loss"]
         assert val < info["base_val_loss"], name
+
+
+def test_adapter_records_its_styles_nearest_neighbour(base, tmp_path):
+    model, result = base
+    info = ad.read_meta(result.path)["info"]
+    saved = info[ad.CONTRAST]
+    nll = saved["val_nll_by_style"]
+    tok = load_checkpoint(model).tokenizer
+    assert set(nll) == set(tok.spec.styles)
+    # The neighbour is the other style under which the adapter's windows are likeliest.
+    assert saved["against"] == min((s for s in nll if s != "folk"), key=nll.__getitem__)
+    assert saved["scale"] == 1.0  # off unless asked for
+    assert ad.style_contrast(model, "folk") is None
+    assert ad.style_contrast(model, "folk", 2.0) == ad.StyleContrast(saved["against"], 2.0)
+    assert ad.style_contrast(model, None) is None
+    with pytest.raises(ComposerError, match="style adapter"):
+        ad.style_contrast(model, None, 2.0)
+
+
+def test_guidance_only_sets_the_scale_and_leaves_the_weights(base, tmp_path):
+    from composer.train.adapter import set_guidance
+
+    model, result = base
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(model, copy_)
+    folder = copy_ / "adapters" / "folk"
+    weights = (folder / "adapter_model.safetensors").read_bytes()
+    tunes = model.parent / "tunes"
+    contrast = set_guidance("folk", 2.0, model=copy_, data=[tunes], style="folk",
+                            cache=model.parent / "cache")  # fmt: skip
+    assert contrast.scale == 2.0 and contrast.against != "folk"
+    assert ad.style_contrast(copy_, "folk") == contrast
+    assert (folder / "adapter_model.safetensors").read_bytes() == weights
+    card = (folder / "README.md").read_text()
+    assert f"guided away from {contrast.against} at 2" in card and "--guidance 2`" in card
+    # compose merges the planned style's adapter by default and decodes with its guidance.
+    out = tmp_path / "song"
+    prompt = "a folk song in D major, 6 seconds"
+    assert main(["compose", "--prompt", prompt, "--model", str(copy_), "-o", str(out)]) == 0
+    record = ComposeRecord.load(out / "plan.json")
+    assert record.adapter == "folk" and record.guidance == 2.0
+    assert record.guided_against == contrast.against
+
+
+def test_style_contrast_logits_push_away_from_the_neighbour(tiny_checkpoint):
+    from composer.model.generate import _Forward
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    tok, model = ckpt.tokenizer, ckpt.model
+    folk, fiddle = tok.vocab["Style_folk"], tok.vocab["Style_fiddle"]
+    key = tok.header("folk", (0, "major"))[2]
+    restart, step = [[tok.bos_id, fiddle, key], [tok.bos_id, fiddle, key]], torch.tensor([[7], [9]])
+    other = [[tok.bos_id, folk, key]] * 2
+    for lean in (True, False):
+        logp = {}
+        for name, rows in (("fiddle", restart), ("folk", other)):
+            logp[name] = torch.log_softmax(_Forward(model, 2, 64, lean, None)(step, rows), -1)
+        out = _Forward(model, 2, 64, lean, None, contrast=(folk, 2.0))(step, restart)
+        expected = logp["folk"] + 2.0 * (logp["fiddle"] - logp["folk"])
+        torch.testing.assert_close(out, expected, atol=2e-3, rtol=1e-3)
+
+
+def test_contrast_changes_the_music_and_stays_seeded(tiny_checkpoint):
+    from composer.model.generate import sample
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    req = GenerationRequest(style="fiddle", key=(2, "major"), meter=(3, 4),
+                            controls=uniform_controls(2, [1, 2]), candidates=2, seed=4)  # fmt: skip
+    plain = sample(ckpt, req)[0]
+    guided = dataclasses.replace(req, contrast=ad.StyleContrast("folk", 3.0))
+    rows = sample(ckpt, guided)[0]
+    assert all(row.count(ckpt.tokenizer.bar_id) == 2 for row in rows)  # still a valid score
+    assert rows != plain and sample(ckpt, guided)[0] == rows
+    # Scale 1, or a contrast against the requested style itself, is no guidance at all.
+    for off in (ad.StyleContrast("folk", 1.0), ad.StyleContrast("fiddle", 3.0)):
+        assert sample(ckpt, dataclasses.replace(req, contrast=off))[0] == plain
+
+
+def test_style_guidance_without_an_adapter_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    code = main(["generate", "--model", str(tiny_checkpoint), "--adapter", "none", "--bars", "2",
+                 "--style-guidance", "2", "-o", str(tmp_path / "x.mid")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("composer: error:") and "adapter" in err[-1]
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_style_guidance_with_an_instruction_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    code = main(["generate", "--model", str(tiny_checkpoint), "--adapter", "instruct",
+                 "--instruction", "a calm waltz", "--bars", "2", "--style-guidance", "2",
+                 "-o", str(tmp_path / "x.mid")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "style guidance" in err[-1] and "instruction" in err[-1]
+    assert not (tmp_path / "x.mid").exists()

@@ -13,12 +13,14 @@ from composer.cli import main
 from composer.errors import ComposerError
 from composer.evaluate.styles import (
     CLASSIFIER,
+    StyleAgreement,
     StyleClassifier,
     corpus_agreement,
     eval_styles,
     excerpt_features,
     held_out_excerpts,
     opening_plan,
+    wilson,
 )
 from composer.model.generate import forget_checkpoints
 from composer.retrieve.features import FEATURE_DIM
@@ -153,8 +155,24 @@ def test_eval_styles_end_to_end(tok, cache, tiny_checkpoint, tmp_path, capsys):
     row = report.rows[0]
     assert sum(row.heard_with.values()) == sum(row.heard_without.values()) == 2
     assert 0 <= row.with_adapter <= 1 and row.corpus == 1.0  # the tiny styles are unmistakable
+    # The paired counts are the two shares' difference, piece by piece.
+    gained = (row.only_with - row.only_without) / row.pieces
+    assert row.with_adapter - row.without_adapter == pytest.approx(gained)
+    assert 0.0 <= row.paired_p <= 1.0
     text = (tmp_path / "out" / "styles.txt").read_text()
     assert "folk" in text and "corpus" in text
     # The command: no adapter for any style the classifier knows is one clear line.
     code = main(["eval", "styles", "--model", str(tiny_checkpoint), "--cache", str(cache.folder)])
     assert code == 1 and "no adapter" in capsys.readouterr().err
+
+
+def test_wilson_interval_and_paired_sign_test():
+    lo, hi = wilson(16, 20)
+    assert lo == pytest.approx(0.584, abs=1e-3) and hi == pytest.approx(0.919, abs=1e-3)
+    assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
+    # 10 pieces gained and none lost: a sign test gives 2 / 2**10.
+    row = StyleAgreement("folk", "folk", 20, 0.9, 0.4, {}, {}, 1.0, only_with=10, only_without=0)
+    assert row.paired_p == pytest.approx(2 / 2**10)
+    assert row.interval == wilson(18, 20)
+    tie = StyleAgreement("folk", "folk", 20, 1.0, 1.0, {}, {}, 1.0)
+    assert tie.paired_p == 1.0

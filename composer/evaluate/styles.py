@@ -6,6 +6,11 @@ piece. Per style, the same plans (held-out pieces' opening controls and meter, a
 key) are generated with the style's adapter merged and with the base alone; the table gives
 how often the classifier hears the requested style in each case.
 
+With 20 pieces per cell one piece is 5 points, so the table also gives each share's 95%
+interval and the paired comparison: the same plan and seed decoded both ways, the pieces heard
+as the style with the adapter only against those heard with the base only, and the exact
+two-sided sign test (McNemar's) on those two counts.
+
 Beside them, the "corpus" column says how often the classifier hears the style in real music
 it never saw: the openings of the style's training-split pieces. A generator that wrote exactly
 like its corpus would score about that, so it tells a generator's miss from the judge's limit
@@ -14,12 +19,14 @@ like its corpus would score about that, so it tells a generator's miss from the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
@@ -176,6 +183,32 @@ class StyleAgreement:
     heard_with: dict[str, int]  # classifier's answers with the adapter
     heard_without: dict[str, int]
     corpus: float  # share of the style's training-split openings heard as the style
+    # Paired pieces (same plan and seed) heard as the style with the adapter only, base only.
+    only_with: int = 0
+    only_without: int = 0
+    guidance: dict | None = None  # the adapter's StyleContrast, when it decodes with one
+    guided_base: float | None = None  # the share for the base decoded with that guidance
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """95% Wilson interval of ``with_adapter``."""
+        return wilson(round(self.with_adapter * self.pieces), self.pieces)
+
+    @property
+    def paired_p(self) -> float:
+        """Exact two-sided sign test on the discordant pairs (McNemar's test)."""
+        n = self.only_with + self.only_without
+        return binomtest(self.only_with, n).pvalue if n else 1.0
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share ``k / n`` (95% for z = 1.96)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(mid - half, 0.0)), float(min(mid + half, 1.0))
 
 
 @dataclass
@@ -191,21 +224,37 @@ class StylesEval:
             f"requested style (target >= {TARGET:.0%} with the adapter, and above without)",
             f"classifier: {self.classifier.get('summary', '')}",
             "",
-            f"{'style':12s} {'n':>3s} {'adapter':>8s} {'base':>6s} {'corpus':>7s}   "
-            "heard with adapter / base",
+            f"{'style':12s} {'n':>3s} {'adapter':>8s} {'95% interval':>13s} {'base':>6s} "
+            f"{'corpus':>7s} {'+/-':>7s} {'p':>6s} {'guidance':>16s} {'base+g':>7s}"
+            "   heard with adapter / base",
         ]
         for r in self.rows:
             mark = "" if r.with_adapter >= TARGET and r.with_adapter > r.without_adapter else "!"
+            lo, hi = r.interval
+            g = f"{r.guidance['scale']:g} from {r.guidance['against']}" if r.guidance else "-"
+            gb = "-" if r.guided_base is None else f"{r.guided_base:.0%}"
             lines.append(
-                f"{r.style:12s} {r.pieces:3d} {r.with_adapter:8.0%} {r.without_adapter:6.0%}"
-                f"{mark:1s}{r.corpus:6.0%}"
+                f"{r.style:12s} {r.pieces:3d} {r.with_adapter:8.0%} {f'{lo:.0%}-{hi:.0%}':>13s}"
+                f" {r.without_adapter:6.0%}{mark:1s}{r.corpus:6.0%}"
+                f" {f'{r.only_with}/{r.only_without}':>7s} {r.paired_p:6.3f}"
+                f" {g:>16s} {gb:>7s}"
                 f"  {_counts(r.heard_with)} / {_counts(r.heard_without)}"
             )
         if self.rows:
             w = float(np.mean([r.with_adapter for r in self.rows]))
             b = float(np.mean([r.without_adapter for r in self.rows]))
             c = float(np.mean([r.corpus for r in self.rows]))
-            lines.append(f"{'mean':12s} {'':3s} {w:8.0%} {b:6.0%} {c:6.0%}   ('!' marks a miss)")
+            lines.append(
+                f"{'mean':12s} {'':3s} {w:8.0%} {'':13s} {b:6.0%} {c:7.0%}   ('!' marks a miss)"
+            )
+            lines.append(
+                "+/-: paired pieces (same plan and seed) heard as the style with the adapter "
+                "only / with the base only; p: exact sign test on them"
+            )
+            lines.append(
+                "guidance: the adapter decodes guided away from that style at that scale; "
+                "base+g: the base decoded with the same guidance"
+            )
         return "\n".join(lines)
 
     def save(self, folder: Path) -> None:
@@ -223,7 +272,7 @@ def _counts(heard: dict[str, int]) -> str:
 def eval_styles(
     model: str | Path = DEFAULT_MODEL,
     cache: str | Path = DEFAULT_CACHE,
-    per_style: int = 20,
+    per_style: int = 100,
     bars: int = 8,
     seed: int = 0,
     candidates: int = 4,
@@ -233,7 +282,7 @@ def eval_styles(
 ) -> StylesEval:
     """Generate ``per_style`` pieces per adapted style with and without its adapter and
     classify them (see the module docstring)."""
-    from composer.model.adapters import list_adapters
+    from composer.model.adapters import list_adapters, style_contrast
     from composer.model.generate import GenerationRequest, cached_checkpoint, generate
 
     clf = StyleClassifier.load(classifier)
@@ -248,35 +297,47 @@ def eval_styles(
         )
     rng = np.random.default_rng(seed)
     keys = [(pc, "major") for pc in range(12)] + [(pc, "minor") for pc in range(12)]
-    total, done = len(styles) * per_style * 2, 0
+    contrasts = {s: style_contrast(model, s) for s in styles}
+    total = sum(per_style * (3 if contrasts[s] else 2) for s in styles)
+    done = 0
     rows = []
     for style in styles:
+        # The adapter as it decodes (with its guidance, if any), the base alone, and the base
+        # with the same guidance: what the LoRA weights add beyond the guidance.
+        arms = {"adapter": (style, contrasts[style]), "base": (None, None)}
+        if contrasts[style]:
+            arms["guided"] = (None, contrasts[style])
         held = [p for p in data.pieces if p.style == style and p.split in ("test", "val")]
         plans = [pl for p in held if (pl := opening_plan(tok, data.ids(p), bars)) is not None]
         if not plans:
             log.warning("no held-out %s piece has %d bars in one meter: skipped", style, bars)
             continue
-        heard: dict[bool, list[str]] = {True: [], False: []}
+        heard: dict[str, list[str]] = {arm: [] for arm in arms}
         for i in range(per_style):
             meter, controls = plans[i % len(plans)]
             req = GenerationRequest(
                 style=style, key=keys[int(rng.integers(len(keys)))], meter=meter,
                 controls=controls, seed=int(rng.integers(2**31)), candidates=candidates,
             )  # fmt: skip
-            for adapted in (True, False):
-                ckpt = cached_checkpoint(model, style if adapted else None)
-                ids = generate(ckpt, req).best.ids
-                heard[adapted].append(clf.predict(excerpt_features(tok, ids))[0])
+            for arm, (adapter, contrast) in arms.items():
+                ckpt = cached_checkpoint(model, adapter)
+                ids = generate(ckpt, dataclasses.replace(req, contrast=contrast)).best.ids
+                heard[arm].append(clf.predict(excerpt_features(tok, ids))[0])
                 done += 1
                 progress("eval styles", done, total)
+        with_, base = heard["adapter"], heard["base"]
+        guided = heard.get("guided")
         rows.append(
             StyleAgreement(
                 style, style, per_style,
-                float(np.mean([h == style for h in heard[True]])),
-                float(np.mean([h == style for h in heard[False]])),
-                {s: heard[True].count(s) for s in set(heard[True])},
-                {s: heard[False].count(s) for s in set(heard[False])},
+                float(np.mean([h == style for h in with_])),
+                float(np.mean([h == style for h in base])),
+                dict(Counter(with_)), dict(Counter(base)),
                 corpus_agreement(clf, tok, data, style, bars, seed=seed),
+                sum(a == style != b for a, b in zip(with_, base, strict=True)),
+                sum(b == style != a for a, b in zip(with_, base, strict=True)),
+                guidance=asdict(contrasts[style]) if contrasts[style] else None,
+                guided_base=float(np.mean([h == style for h in guided])) if guided else None,
             )
         )  # fmt: skip
         log.info("%s: %.0f%% with adapter, %.0f%% without, %.0f%% of its corpus", style,

@@ -163,6 +163,8 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
             remake += f" --epochs {schedule['epochs']:g}"
         if schedule.get("max_minutes"):  # the time limit shapes the schedule: part of the recipe
             remake += f" --minutes {schedule['max_minutes']:g}"
+        if info.get("contrast", {}).get("scale", 1) != 1:
+            remake += f" --guidance {info['contrast']['scale']:g}"
         lines += [
             f"A LoRA style adapter for `{model}`, trained on {pieces.get('train', '?')} "
             f"{style} pieces ({pieces.get('val', '?')} more held out for validation) from "
@@ -181,6 +183,7 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
         f"{info.get('hardware', '?')}",
         f"- Validation loss: {info.get('base_val_loss', '?')} nats/token for the base, "
         f"{val} with this adapter, on the same windows",
+        *_guidance_line(info),
         f"- Base tokenizer hash: `{meta.get('base_tokenizer_hash', '?')}`",
         f"- Base weights (sha256 of model.safetensors): `{meta.get('base_weights') or '?'}`",
         "",
@@ -188,3 +191,15 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
     path = folder / "README.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _guidance_line(info: dict) -> list[str]:
+    """The card's line on a style adapter's guidance away from its neighbouring style."""
+    c = info.get("contrast")
+    if not c:
+        return []
+    scale = f"guided away from {c['against']} at {c['scale']:g}" if c["scale"] != 1 else "unguided"
+    return [
+        f"- Decoding: {scale} (the nearest style to its validation windows; "
+        "`composer train --adapter NAME --guidance G --guidance-only` sets the scale)"
+    ]

@@ -59,6 +59,8 @@ class GenerationRequest:
     # (< 0 pulls down), and the pull of a well around A4 (0: none).
     register_tilt: float = 0.0
     register_well: float = 0.0
+    # Guidance away from a neighbouring style (a style adapter's, composer.model.adapters).
+    contrast: adapters.StyleContrast | None = None
 
     @property
     def bars(self) -> int:
@@ -155,7 +157,7 @@ def sample(
     prefix: Prefix | None = None,
 ) -> tuple[list[list[int]], list[float], float]:
     """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs (guided ones
-    when the prefix is guided) and tokens/s.
+    when the prefix or the request's style contrast guides) and tokens/s.
 
     ``fast`` uses composer's lean decoder (Mixtral-style checkpoints; bf16 weights as stored)
     instead of transformers' forward with its KV cache, and with ``draft`` > 0 verifies up to
@@ -181,7 +183,10 @@ def sample(
     counts = [0] * n
     lean = fast and FastDecoder.supports(model)
     drafter = LookupDrafter(seqs, draft if lean else 0)
-    forward = _Forward(model, n, ckpt.spec.context, lean, prefix)
+    contrast = None
+    if req.contrast is not None and req.contrast.active and req.contrast.against != req.style:
+        contrast = (tok.vocab[f"Style_{req.contrast.against}"], req.contrast.scale)
+    forward = _Forward(model, n, ckpt.spec.context, lean, prefix, contrast)
     held = 0  # tokens of the longest row in the model's cache
     # Tokens of each row left out of the cache by the last restart (the window slid past them):
     # the cache holds len(row) - 1 - dropped[b] of its tokens.
@@ -248,26 +253,40 @@ class _Forward:
     the prefix's vectors (K, H) when there are any. ``rewind(lengths)`` then keeps
     ``lengths[b]`` tokens of row b (a draft's rejected tail is dropped) and returns the longest
     row's length; lengths count tokens, not the vectors before them. With guidance, every row
-    is decoded twice (B more rows after the neutral vectors) and the logits returned are the
+    is decoded twice (B more rows, after the neutral vectors or, for a style ``contrast``
+    (token id, scale), with that style token in the header) and the logits returned are the
     guided log-probs.
     """
 
-    def __init__(self, model, batch: int, context: int, lean: bool, prefix: Prefix | None):
+    def __init__(
+        self, model, batch: int, context: int, lean: bool, prefix: Prefix | None,
+        contrast: tuple[int, float] | None = None,
+    ):  # fmt: skip
         self.model = model
         self.guidance = prefix.guidance if prefix is not None and prefix.guided else None
+        self.other_style = None
+        if contrast is not None:
+            if self.guidance:
+                raise ValueError("an instruction's guidance and a style contrast do not combine")
+            self.other_style, self.guidance = contrast
         rows = batch * (2 if self.guidance else 1)
         self.decoder = FastDecoder(model, rows, context) if lean else None
         self.cache = None
         self.vectors = None  # (rows, K, H)
         if prefix is not None:
-            parts = [prefix.vectors] + ([prefix.neutral] if self.guidance else [])
+            parts = [prefix.vectors] + ([prefix.neutral] if prefix.guided else [])
             self.vectors = torch.cat([v.expand(batch, -1, -1) for v in parts])
+            if self.other_style is not None:  # the contrast rows read the same vectors
+                self.vectors = torch.cat([self.vectors, self.vectors])
         self.held_vectors = 0 if prefix is None else len(prefix.vectors)
 
     def __call__(self, step: torch.Tensor, restart: list[list[int]] | None) -> torch.Tensor:
-        if self.guidance:  # the neutral rows follow their instruction rows token for token
+        if self.guidance:  # the neutral rows follow their own rows token for token
             step = torch.cat([step, step])
-            restart = None if restart is None else restart + restart
+            if restart is not None:
+                # Every restart keeps the header, BOS Style Key: index 1 is the style token.
+                other = [r[:1] + [self.other_style] + r[2:] for r in restart]
+                restart = restart + (restart if self.other_style is None else other)
         logits = self._run(step, restart)
         if not self.guidance:
             return logits
@@ -441,20 +460,26 @@ def generate_midi(
     *,
     tempo: float = 100.0,
     model: str | Path = DEFAULT_MODEL,
-    adapter: str | None = None,
+    adapter: str | None = adapters.AUTO,
+    style_guidance: float | None = None,
     instruction: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
 ) -> GenerationResult:
     """Load the checkpoint (once per process), generate, and write the best candidate as MIDI.
 
-    ``adapter``: a style adapter's name, None for the base alone, or ``"auto"``: the adapter
-    named after ``req.style`` when the checkpoint has one. ``instruction``: plain words the
-    instruct adapter's prefix conditions the decoder on (the request's controls are the
-    caller's: ``composer.model.instruct.read_instruction`` derives them from the same text).
+    ``adapter``: a style adapter's name, None for the base alone, or ``"auto"`` (the default):
+    the adapter named after ``req.style`` when the checkpoint has one; a style adapter decodes
+    with its guidance away from its neighbouring style (composer.model.adapters), at
+    ``style_guidance`` in place of its own scale when given. ``instruction``: plain
+    words the instruct adapter's prefix conditions the decoder on (the request's controls are
+    the caller's: ``composer.model.instruct.read_instruction`` derives them from the same
+    text).
     """
     prefix = None
     if instruction:
+        if style_guidance not in (None, 1.0):
+            raise ComposerError(None, "style guidance steers a style adapter, not an instruction")
         from composer.model.instruct import load_instruct
 
         inst = load_instruct(cached_checkpoint(model), model)
@@ -463,6 +488,9 @@ def generate_midi(
         if adapter == adapters.AUTO:
             adapter = adapters.style_adapter(model, req.style)
         ckpt = cached_checkpoint(model, adapter)
+        if req.contrast is None:
+            contrast = adapters.style_contrast(model, adapter, style_guidance)
+            req = dataclasses.replace(req, contrast=contrast)
     if req.style not in ckpt.tokenizer.spec.styles:
         raise ComposerError(
             None,

@@ -13,12 +13,25 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
-from composer.model.adapters import AdapterConfig, adapter_path, save_adapter, wrap_for_training
-from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
+from composer.model.adapters import (
+    CONTRAST,
+    AdapterConfig,
+    StyleContrast,
+    adapter_path,
+    read_meta,
+    save_adapter,
+    set_contrast,
+    wrap_for_training,
+)
+from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
 from composer.progress import ProgressFn, log, no_progress
-from composer.train.data import eval_windows
+from composer.tokens import ScoreTokenizer
+from composer.train.data import HEADER, TokenCache, eval_windows
 from composer.train.run import load_data
 from composer.train.trainer import TrainConfig, evaluate, train
 
@@ -60,13 +73,15 @@ def train_adapter(
     epochs: float | None = None,
     force: bool = False,
     workers: int = 1,
+    guidance: float = 1.0,
     progress: ProgressFn = no_progress,
 ) -> AdapterResult:
     """Train adapter ``name`` on the base checkpoint ``model`` and save it beside the model.
 
     Without ``data``, ``name`` must be a style of the tokenizer and the corpus cache's pieces
     of that style are used; with ``data`` folders, all their pieces (given the style token
-    ``style``) are.
+    ``style``) are. The style's nearest neighbour is measured and saved with the adapter, with
+    ``guidance`` as the scale of the guidance away from it (1: off; composer.model.adapters).
     """
     out = adapter_path(model, name)
     if out.exists() and not force:
@@ -74,11 +89,67 @@ def train_adapter(
     base = load_checkpoint(model)
     tok = base.tokenizer
     cfg = config.train
+    subset, pieces_style = _adapter_data(
+        name, base, model, data, style, cache, workers, progress, seed=cfg.seed
+    )
     if minutes is not None:
         cfg = dataclasses.replace(cfg, max_minutes=minutes)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, epochs=epochs)
     cfg = dataclasses.replace(cfg, model=base.spec)
+    n_train, n_val = len(subset.split("train")), len(subset.split("val"))
+    if not n_train:
+        raise ComposerError(subset.folder, f"no training pieces for adapter {name!r}")
+    log.info("adapter %s: %d train pieces, %d val pieces", name, n_train, n_val)
+    val = eval_windows(subset, "val", cfg.seq_len)
+    autocast = cfg.mixed_precision == "bf16"
+    base_val = evaluate(base.model, val, tok.pad_id, autocast=autocast) if val else math.nan
+    own = pieces_style or style
+    contrast, nll = _contrast(base, val or eval_windows(subset, "train", cfg.seq_len), own,
+                              guidance)  # fmt: skip
+    peft_model = wrap_for_training(base, config.lora, seed=cfg.seed)
+
+    def save(trained, info: dict) -> None:
+        info = {
+            **info,
+            "adapter": name,
+            "style": pieces_style or style,
+            "data": [str(p) for p in data] if data else str(subset.folder),
+            "pieces": {"train": n_train, "val": n_val},
+            "base_val_loss": round(base_val, 4),
+            "adapter_train_config": _jsonable(config),
+            CONTRAST: {**dataclasses.asdict(contrast), "val_nll_by_style": nll},
+        }
+        if not val:  # the trainer scores an empty window list as 0: no measurement at all
+            for row in info.get("history", []):
+                row["val_loss"] = None
+        save_adapter(trained, out, config.lora, base, info)
+
+    # The trainer's resumable state goes beside this staging name, by the token cache rather
+    # than into the model folder (it holds the base's weights and the optimiser's moments).
+    staging = subset.folder.parent / "adapter-state" / f"{Path(model).resolve().name}-{name}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    result = train(subset, tok, cfg, staging, progress=progress, model=peft_model, save=save)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    return AdapterResult(
+        out,
+        name,
+        pieces_style,
+        result.steps,
+        result.minutes,
+        base_val,
+        result.val_loss if val else math.nan,
+        size,
+    )
+
+
+def _adapter_data(
+    name: str, base: Checkpoint, model: str | Path, data: list[Path] | None, style: str,
+    cache: Path, workers: int, progress: ProgressFn, seed: int = 0,
+) -> tuple[TokenCache, str | None]:  # fmt: skip
+    """The token cache an adapter trains on (the corpus style ``name``, or ``data`` folders as
+    ``style``), and the corpus style it holds (None for a user's folders)."""
+    tok = base.tokenizer
     if data:
         if style not in tok.spec.styles:
             raise ComposerError(
@@ -93,52 +164,76 @@ def train_adapter(
             f"adapter {name!r} is not a style ({', '.join(tok.spec.styles)}): "
             "give --data folders to train it on",
         )
-    full = load_data(data, style, cache, tok, seed=cfg.seed, workers=workers, progress=progress)
+    full = load_data(data, style, cache, tok, seed=seed, workers=workers, progress=progress)
     if not data:  # the corpus: never tune on pieces the base holds out
         full.check_trained_with(base.info, model)
     subset = dataclasses.replace(
         full, pieces=[p for p in full.pieces if pieces_style in (None, p.style)]
     )
-    n_train, n_val = len(subset.split("train")), len(subset.split("val"))
-    if not n_train:
-        raise ComposerError(full.folder, f"no training pieces for adapter {name!r}")
-    log.info("adapter %s: %d train pieces, %d val pieces", name, n_train, n_val)
-    val = eval_windows(subset, "val", cfg.seq_len)
-    autocast = cfg.mixed_precision == "bf16"
-    base_val = evaluate(base.model, val, tok.pad_id, autocast=autocast) if val else math.nan
-    peft_model = wrap_for_training(base, config.lora, seed=cfg.seed)
+    return subset, pieces_style
 
-    def save(trained, info: dict) -> None:
-        info = {
-            **info,
-            "adapter": name,
-            "style": pieces_style or style,
-            "data": [str(p) for p in data] if data else str(full.folder),
-            "pieces": {"train": n_train, "val": n_val},
-            "base_val_loss": round(base_val, 4),
-            "adapter_train_config": _jsonable(config),
-        }
-        if not val:  # the trainer scores an empty window list as 0: no measurement at all
-            for row in info.get("history", []):
-                row["val_loss"] = None
-        save_adapter(trained, out, config.lora, base, info)
 
-    # The trainer's resumable state goes beside this staging name, by the token cache rather
-    # than into the model folder (it holds the base's weights and the optimiser's moments).
-    staging = full.folder.parent / "adapter-state" / f"{Path(model).resolve().name}-{name}"
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    result = train(subset, tok, cfg, staging, progress=progress, model=peft_model, save=save)
-    size = sum(f.stat().st_size for f in out.iterdir())
-    return AdapterResult(
-        out,
-        name,
-        pieces_style,
-        result.steps,
-        result.minutes,
-        base_val,
-        result.val_loss if val else math.nan,
-        size,
-    )
+def style_likelihoods(
+    model: torch.nn.Module, tok: ScoreTokenizer, windows: list[np.ndarray], most: int = 64
+) -> dict[str, float]:
+    """Mean NLL (nats per token after the header) of up to ``most`` of ``windows`` (evenly
+    spaced) with each style token of ``tok`` in the header in place of the window's own."""
+    pick = [
+        windows[i] for i in np.linspace(0, len(windows) - 1, min(most, len(windows))).astype(int)
+    ]
+    out = {}
+    model.eval()
+    for style in tok.spec.styles:
+        total, count = 0.0, 0
+        for w in pick:
+            ids = torch.as_tensor(np.asarray(w, np.int64))[None].clone()  # (1, T)
+            ids[0, 1] = tok.vocab[f"Style_{style}"]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            # Predictions of the body only: the style token's own prior is not the music's fit.
+            nll = -logp[HEADER - 1 :].gather(-1, ids[0, HEADER:, None])
+            total, count = total + float(nll.sum()), count + nll.numel()
+        out[style] = round(total / max(count, 1), 4)
+    return out
+
+
+def _contrast(
+    base: Checkpoint, windows: list[np.ndarray], own: str, scale: float
+) -> tuple[StyleContrast, dict[str, float]]:
+    """The contrast against ``own``'s nearest neighbour: the other style token under which the
+    base finds ``windows`` likeliest."""
+    if not windows:
+        raise ComposerError(None, "no windows to measure the style's neighbour on")
+    nll = style_likelihoods(base.model, base.tokenizer, windows)
+    against = min((s for s in nll if s != own), key=nll.__getitem__)
+    log.info("nearest style to %s: %s (%.4f against %.4f nats/token)", own, against,
+             nll[against], nll[own])  # fmt: skip
+    return StyleContrast(against, scale), nll
+
+
+def set_guidance(
+    name: str,
+    scale: float,
+    *,
+    model: str | Path = DEFAULT_MODEL,
+    data: list[Path] | None = None,
+    style: str = "other",
+    cache: Path = DEFAULT_CACHE,
+    workers: int = 1,
+    progress: ProgressFn = no_progress,
+) -> StyleContrast:
+    """Measure adapter ``name``'s nearest style again and save ``scale`` as its guidance away
+    from it, leaving the LoRA weights as they are (``composer train --adapter NAME
+    --guidance-only``)."""
+    folder = adapter_path(model, name)
+    info = read_meta(folder).get("info", {})
+    base = load_checkpoint(model)
+    subset, pieces_style = _adapter_data(name, base, model, data, style, cache, workers, progress)
+    seq_len = info.get("train_config", {}).get("seq_len", AdapterTrainConfig().train.seq_len)
+    windows = eval_windows(subset, "val", seq_len) or eval_windows(subset, "train", seq_len)
+    contrast, nll = _contrast(base, windows, pieces_style or style, scale)
+    set_contrast(folder, contrast, nll)
+    return contrast
 
 
 def _jsonable(config: AdapterTrainConfig) -> dict:
