@@ -219,6 +219,11 @@ def _parser() -> argparse.ArgumentParser:
         "neighbour that decoding with the adapter uses (default 1: none; see README)",
     )
     t.add_argument(
+        "--against",
+        metavar="STYLE",
+        help="with --adapter: guide away from this style instead of the nearest one",
+    )
+    t.add_argument(
         "--guidance-only",
         action="store_true",
         help="with --adapter: measure the neighbour again and save --guidance, leaving the "
@@ -515,7 +520,8 @@ def _train_adapter(args: argparse.Namespace) -> int:
 
     if args.guidance_only:
         contrast = set_guidance(
-            args.adapter, args.guidance, model=args.model or DEFAULT_MODEL, data=args.data,
+            args.adapter, args.guidance, against=args.against,
+            model=args.model or DEFAULT_MODEL, data=args.data,
             style=args.style, cache=args.cache, workers=args.workers,
         )  # fmt: skip
         print(f"adapter {args.adapter}: guidance {contrast.scale:g} away from {contrast.against}")
@@ -533,6 +539,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
             force=args.force,
             workers=args.workers,
             guidance=args.guidance,
+            against=args.against,
             progress=progress,
         )
     finally:

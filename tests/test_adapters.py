@@ -213,7 +213,7 @@ def test_adapter_records_its_styles_nearest_neighbour(base, tmp_path):
     assert set(nll) == set(tok.spec.styles)
     # The neighbour is the other style under which the adapter's windows are likeliest.
     assert saved["against"] == min((s for s in nll if s != "folk"), key=nll.__getitem__)
-    assert saved["scale"] == 1.0  # off unless asked for
+    assert saved["scale"] == 1.0 and not saved["given"]  # off unless asked for
     assert ad.style_contrast(model, "folk") is None
     assert ad.style_contrast(model, "folk", 2.0) == ad.StyleContrast(saved["against"], 2.0)
     assert ad.style_contrast(model, None) is None
@@ -236,7 +236,8 @@ def test_guidance_only_sets_the_scale_and_leaves_the_weights(base, tmp_path):
     assert ad.style_contrast(copy_, "folk") == contrast
     assert (folder / "adapter_model.safetensors").read_bytes() == weights
     card = (folder / "README.md").read_text()
-    assert f"guided away from {contrast.against} at 2" in card and "--guidance 2`" in card
+    assert f"guided away from {contrast.against} (the style nearest" in card
+    assert "--guidance 2`" in card  # the Remake line
     # compose merges the planned style's adapter by default and decodes with its guidance.
     out = tmp_path / "song"
     prompt = "a folk song in D major, 6 seconds"
@@ -244,6 +245,26 @@ def test_guidance_only_sets_the_scale_and_leaves_the_weights(base, tmp_path):
     record = ComposeRecord.load(out / "plan.json")
     assert record.adapter == "folk" and record.guidance == 2.0
     assert record.guided_against == contrast.against
+
+
+def test_guidance_against_a_named_style(base, tmp_path, capsys):
+    model, _ = base
+    copy_ = tmp_path / "tiny"
+    shutil.copytree(model, copy_)
+    root = model.parent
+    train = ["train", "--adapter", "folk", "--model", str(copy_), "--data", str(root / "tunes"),
+             "--style", "folk", "--cache", str(root / "cache"), "--guidance-only"]  # fmt: skip
+    assert main([*train, "--guidance", "1.5", "--against", "medieval"]) == 0
+    saved = ad.read_meta(copy_ / "adapters" / "folk")["info"][ad.CONTRAST]
+    assert (saved["against"], saved["scale"], saved["given"]) == ("medieval", 1.5, True)
+    card = (copy_ / "adapters" / "folk" / "README.md").read_text()
+    assert "--guidance 1.5 --against medieval`" in card and "named with --against" in card
+    capsys.readouterr()
+    for bad in ("folk", "polka"):  # its own style, and no style at all
+        assert main([*train, "--guidance", "2", "--against", bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("composer: error:") and repr(bad) in err
+    assert ad.read_meta(copy_ / "adapters" / "folk")["info"][ad.CONTRAST] == saved
 
 
 def test_style_contrast_logits_push_away_from_the_neighbour(tiny_checkpoint):

@@ -261,14 +261,24 @@ def style_contrast(
     return contrast if contrast.active else None
 
 
-def set_contrast(folder: Path, contrast: StyleContrast, likelihoods: dict[str, float]) -> None:
-    """Record ``contrast`` (and the per-style likelihoods its neighbour was chosen by) in the
-    adapter folder's adapter.json, atomically, and rewrite its card."""
-    meta = read_meta(folder)
-    meta.setdefault("info", {})[CONTRAST] = {
+def contrast_record(
+    contrast: StyleContrast, likelihoods: dict[str, float], given: bool = False
+) -> dict:
+    """``contrast`` as adapter.json's info keeps it: with the per-style likelihoods of the
+    style's validation windows, and whether its neighbour was named (``given``) rather than
+    the likeliest of them."""
+    return {
         **dataclasses.asdict(contrast),
+        "given": given,
         "val_nll_by_style": {k: round(v, 4) for k, v in likelihoods.items()},
     }
+
+
+def set_contrast(folder: Path, record: dict) -> None:
+    """Save a ``contrast_record`` in the adapter folder's adapter.json, atomically, and rewrite
+    its card."""
+    meta = read_meta(folder)
+    meta.setdefault("info", {})[CONTRAST] = record
     atomic_write_text(folder / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
     write_adapter_card(folder)
 

@@ -163,8 +163,11 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
             remake += f" --epochs {schedule['epochs']:g}"
         if schedule.get("max_minutes"):  # the time limit shapes the schedule: part of the recipe
             remake += f" --minutes {schedule['max_minutes']:g}"
-        if info.get("contrast", {}).get("scale", 1) != 1:
-            remake += f" --guidance {info['contrast']['scale']:g}"
+        contrast = info.get("contrast", {})
+        if contrast.get("scale", 1) != 1:
+            remake += f" --guidance {contrast['scale']:g}"
+        if contrast.get("given"):
+            remake += f" --against {contrast['against']}"
         lines += [
             f"A LoRA style adapter for `{model}`, trained on {pieces.get('train', '?')} "
             f"{style} pieces ({pieces.get('val', '?')} more held out for validation) from "
@@ -198,8 +201,10 @@ def _guidance_line(info: dict) -> list[str]:
     c = info.get("contrast")
     if not c:
         return []
-    scale = f"guided away from {c['against']} at {c['scale']:g}" if c["scale"] != 1 else "unguided"
+    how = "named with --against" if c.get("given") else "the style nearest its validation windows"
+    setting = "`composer train --adapter NAME --guidance G [--against STYLE] --guidance-only`"
+    if c["scale"] == 1:
+        return [f"- Decoding: unguided ({c['against']} is {how}; {setting} guides away from it)"]
     return [
-        f"- Decoding: {scale} (the nearest style to its validation windows; "
-        "`composer train --adapter NAME --guidance G --guidance-only` sets the scale)"
+        f"- Decoding: guided away from {c['against']} ({how}) at {c['scale']:g}; {setting} sets it"
     ]

@@ -23,6 +23,7 @@ from composer.model.adapters import (
     AdapterConfig,
     StyleContrast,
     adapter_path,
+    contrast_record,
     read_meta,
     save_adapter,
     set_contrast,
@@ -74,6 +75,7 @@ def train_adapter(
     force: bool = False,
     workers: int = 1,
     guidance: float = 1.0,
+    against: str | None = None,
     progress: ProgressFn = no_progress,
 ) -> AdapterResult:
     """Train adapter ``name`` on the base checkpoint ``model`` and save it beside the model.
@@ -81,7 +83,8 @@ def train_adapter(
     Without ``data``, ``name`` must be a style of the tokenizer and the corpus cache's pieces
     of that style are used; with ``data`` folders, all their pieces (given the style token
     ``style``) are. The style's nearest neighbour is measured and saved with the adapter, with
-    ``guidance`` as the scale of the guidance away from it (1: off; composer.model.adapters).
+    ``guidance`` as the scale of the guidance away from it (1: off; composer.model.adapters);
+    ``against`` names the neighbour instead.
     """
     out = adapter_path(model, name)
     if out.exists() and not force:
@@ -105,8 +108,8 @@ def train_adapter(
     autocast = cfg.mixed_precision == "bf16"
     base_val = evaluate(base.model, val, tok.pad_id, autocast=autocast) if val else math.nan
     own = pieces_style or style
-    contrast, nll = _contrast(base, val or eval_windows(subset, "train", cfg.seq_len), own,
-                              guidance)  # fmt: skip
+    contrast = _contrast(base, val or eval_windows(subset, "train", cfg.seq_len), own,
+                         guidance, against)  # fmt: skip
     peft_model = wrap_for_training(base, config.lora, seed=cfg.seed)
 
     def save(trained, info: dict) -> None:
@@ -118,7 +121,7 @@ def train_adapter(
             "pieces": {"train": n_train, "val": n_val},
             "base_val_loss": round(base_val, 4),
             "adapter_train_config": _jsonable(config),
-            CONTRAST: {**dataclasses.asdict(contrast), "val_nll_by_style": nll},
+            CONTRAST: contrast,
         }
         if not val:  # the trainer scores an empty window list as 0: no measurement at all
             for row in info.get("history", []):
@@ -198,23 +201,30 @@ def style_likelihoods(
 
 
 def _contrast(
-    base: Checkpoint, windows: list[np.ndarray], own: str, scale: float
-) -> tuple[StyleContrast, dict[str, float]]:
-    """The contrast against ``own``'s nearest neighbour: the other style token under which the
-    base finds ``windows`` likeliest."""
+    base: Checkpoint, windows: list[np.ndarray], own: str, scale: float, against: str | None
+) -> dict:
+    """The contrast_record against ``own``'s nearest neighbour, the other style token under
+    which the base finds ``windows`` likeliest, or against the style ``against`` names."""
+    if against is not None and (against == own or against not in base.tokenizer.spec.styles):
+        raise ComposerError(
+            None, f"cannot guide {own} away from {against!r}; styles: "
+            + ", ".join(s for s in base.tokenizer.spec.styles if s != own),
+        )  # fmt: skip
     if not windows:
         raise ComposerError(None, "no windows to measure the style's neighbour on")
     nll = style_likelihoods(base.model, base.tokenizer, windows)
-    against = min((s for s in nll if s != own), key=nll.__getitem__)
-    log.info("nearest style to %s: %s (%.4f against %.4f nats/token)", own, against,
-             nll[against], nll[own])  # fmt: skip
-    return StyleContrast(against, scale), nll
+    nearest = min((s for s in nll if s != own), key=nll.__getitem__)
+    log.info("nearest style to %s: %s (%.4f against %.4f nats/token)", own, nearest,
+             nll[nearest], nll[own])  # fmt: skip
+    contrast = StyleContrast(against or nearest, scale)
+    return contrast_record(contrast, nll, given=against is not None)
 
 
 def set_guidance(
     name: str,
     scale: float,
     *,
+    against: str | None = None,
     model: str | Path = DEFAULT_MODEL,
     data: list[Path] | None = None,
     style: str = "other",
@@ -222,18 +232,18 @@ def set_guidance(
     workers: int = 1,
     progress: ProgressFn = no_progress,
 ) -> StyleContrast:
-    """Measure adapter ``name``'s nearest style again and save ``scale`` as its guidance away
-    from it, leaving the LoRA weights as they are (``composer train --adapter NAME
-    --guidance-only``)."""
+    """Measure adapter ``name``'s nearest style again (or take ``against``) and save ``scale``
+    as its guidance away from it, leaving the LoRA weights as they are (``composer train
+    --adapter NAME --guidance-only``)."""
     folder = adapter_path(model, name)
     info = read_meta(folder).get("info", {})
     base = load_checkpoint(model)
     subset, pieces_style = _adapter_data(name, base, model, data, style, cache, workers, progress)
     seq_len = info.get("train_config", {}).get("seq_len", AdapterTrainConfig().train.seq_len)
     windows = eval_windows(subset, "val", seq_len) or eval_windows(subset, "train", seq_len)
-    contrast, nll = _contrast(base, windows, pieces_style or style, scale)
-    set_contrast(folder, contrast, nll)
-    return contrast
+    record = _contrast(base, windows, pieces_style or style, scale, against)
+    set_contrast(folder, record)
+    return StyleContrast(record["against"], record["scale"])
 
 
 def _jsonable(config: AdapterTrainConfig) -> dict:
