@@ -89,6 +89,7 @@ def test_measure_reads_mode_meter_density_register(tiny_checkpoint):
     a = classify(m, th)
     assert (a.density, a.register, a.tempo) == ("sparse", "high", None)
     assert (m.step, m.dotted, a.motion, a.rhythm) == (0.0, 0.0, "stepwise", "even")
+    assert a.feel == "calm"  # a stepwise, even melody
 
 
 def test_melody_motion_and_rhythm_are_read_from_the_top_line(tiny_checkpoint):
@@ -118,7 +119,9 @@ def test_melody_motion_and_rhythm_are_read_from_the_top_line(tiny_checkpoint):
     th = Thresholds(density=(1.2, 1.7), register=(66.0, 71.0), motion=(2.0, 2.6),
                     rhythm=(0.11, 0.2))  # fmt: skip
     a = classify(m, th)
-    assert (a.motion, a.rhythm) == ("leaping", "dotted")
+    assert (a.motion, a.rhythm, a.feel) == ("leaping", "dotted", "vigorous")
+    # Leaping but even: neither feel is stated.
+    assert classify(dataclasses.replace(m, dotted=0.0), th).feel is None
 
 
 def test_reader_reads_clauses_saves_and_loads(tmp_path):
@@ -145,6 +148,7 @@ def test_reader_reads_clauses_saves_and_loads(tmp_path):
         ("not too fast", {"tempo": "moderate"}),
         ("neither busy nor sparse", {"density": "medium"}),
         ("in no hurry", {"tempo": "slow"}),
+        ("a lullaby for the end credits", {"tempo": "slow"}),
         ("a slow waltz in d minor", {"tempo": "slow", "meter": "triple", "mode": "minor"}),
         ("fast or slow, whatever", {}),  # cues that disagree say nothing
         ("for a sunrise over the sea", {}),
@@ -269,6 +273,8 @@ def instructed(tiny_checkpoint, tmp_path_factory):
 def test_instruct_adapter_trained_saved_and_loaded(instructed):
     from composer.model import load_checkpoint
     from composer.model.adapters import MAX_ADAPTER_BYTES
+    from composer.train.data import TokenCache
+    from composer.train.instruct import InstructTrainConfig, anchor_attributes
 
     model, result = instructed
     assert result.steps == 3 and result.path == model / "adapters" / "instruct"
@@ -279,9 +285,16 @@ def test_instruct_adapter_trained_saved_and_loaded(instructed):
     base = load_checkpoint(model)
     inst = load_instruct(base, model)
     assert inst.config == InstructConfig(anchors=40) and inst.anchors.shape == (40, 384)
+    # The anchors are instructions for measured training windows: redrawn from the same seed,
+    # cache and thresholds, they are the same texts.
+    (cache,) = model.parent.glob("data-user-*")  # the fixture's cache of its tunes
+    data = TokenCache.load(cache, base.tokenizer)
+    config = InstructTrainConfig(instruct=inst.config, seq_len=128)
+    attrs = anchor_attributes(data, base.tokenizer, inst.thresholds, config)
+    assert len(attrs) == 40 and all(a.stated() for a in attrs)
     assert (result.path / "anchors.txt").read_text().splitlines() == anchor_texts(
-        inst.config, seed=0
-    )  # the anchors depend on the seed and the phrasings only
+        inst.config, 0, attrs
+    )
     v = inst.vectors("slow and dark, in a low register")
     assert v.shape == (InstructConfig().prefix_len, base.model.config.hidden_size)
     assert not torch.equal(v, inst.vectors("fast and bright, high up"))
@@ -342,7 +355,7 @@ def test_eval_instructions_reports_both_arms(instructed, tmp_path):
 
     model, _ = instructed
     report = eval_instructions(model, n=3, bars=2, candidates=2, free_pieces=2, out=tmp_path)
-    assert len(report.rows) == 3 and len(report.free) == 4  # two free-text, two character pairs
+    assert len(report.rows) == 3 and len(report.free) == 5  # three free-text, two character pairs
     for row in report.rows:
         assert set(row.met) == set(row.stated) == set(row.met_base) and row.stated
     assert 0.0 <= report.rate() <= 1.0 and 0.0 < report.free[0].p_value <= 1.0

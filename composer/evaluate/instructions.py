@@ -20,8 +20,9 @@ of phrases, pieces with identical controls and seeds differ only by the prefix, 
 permutation test on the four things the notes are described by (notes per beat, mean pitch,
 the melody's mean interval and its share of long-short pairs) says how likely a difference
 that large is by chance. The pairs are free text that no training phrasing states ("a rocking
-lullaby feel" / "like a march"), and the held-out phrasings of the two character attributes,
-motion and rhythm, which only the prefix carries.
+lullaby feel" / "like a march", "dreamy and floating" / "stomping and heavy", "a soft goodnight
+tune" / "a triumphant victory anthem"), and the held-out phrasings of motion and rhythm, which
+only the prefix carries.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ STYLES = ("folk", "chorale", "fiddle", "quartet", "renaissance")
 FREE_TEXT = (
     ("a rocking lullaby feel", "like a march"),
     ("dreamy and floating", "stomping and heavy"),
+    ("a soft goodnight tune", "a triumphant victory anthem"),
 )
 # Held-out phrasings (prompts/instructions/attributes.tsv) of each character attribute's values.
 CHARACTER_PAIRS = (

@@ -8,12 +8,13 @@ composer.model.adapters) with two more files:
   header, where the decoder attends to them like tokens; they were trained together with the
   adapter's LoRA (composer.train.instruct), so free text that no control token covers still
   reaches the notes.
-- ``anchors.txt``: instructions written in the training phrasings. The prefix encoder only
-  knows the region of embedding space its training instructions fill; free text ("dreamy and
-  floating") falls outside it, where the encoder's output means nothing in particular. So a
-  text's embedding is first replaced by a blend of its nearest anchors' embeddings (a kernel
-  average over the ``anchor_k`` most similar, weighted by softmax(cosine / temperature)): a
-  training-like embedding that states what the nearest training instructions state.
+- ``anchors.txt``: instructions written as training writes them, from measured training
+  windows. The prefix encoder only knows the region of embedding space its training
+  instructions fill; free text ("dreamy and floating") falls outside it, where the encoder's
+  output means nothing in particular. So a text's embedding is first replaced by a blend of
+  its nearest anchors' embeddings (a kernel average over the ``anchor_k`` most similar,
+  weighted by softmax(cosine / temperature)): a training-like embedding that states what the
+  nearest training instructions state.
 - ``reader.npz``: the instruction reader (composer.model.reader): cue words, then a logistic
   regression from the MiniLM embedding of each clause of the instruction to the attribute
   value it states (tempo, mode, density, meter, register) or to none. The plan uses what it
@@ -128,15 +129,16 @@ class Instruct:
         return Prefix(self.vectors(text), self.neutral, self.config.guidance)
 
 
-def anchor_texts(config: InstructConfig, seed: int) -> list[str]:
-    """The anchors: ``config.anchors`` instructions written from random attribute sets (all
-    attributes, the character ones too) in the training phrasings and frames. Their own seed
-    stream, so they depend on nothing but ``seed`` and the phrasings."""
-    from composer.train.instructions import VALUES, phrasebook, random_attributes
+def anchor_texts(config: InstructConfig, seed: int, attributes: list[Attributes]) -> list[str]:
+    """The anchors: ``config.anchors`` instructions written in the training phrasings and
+    frames from ``attributes``, what training windows measure (composer.train.instruct draws
+    them). Measured sets, not random ones: a random set can say "moving by step" beside "like
+    a military parade", which no training instruction does, and a text whose nearest anchor
+    contradicts itself gets the contradiction's prefix. Their own seed stream."""
+    from composer.train.instructions import phrasebook
 
     book, rng = phrasebook("train"), np.random.default_rng([seed, 1])
-    return [book.write(random_attributes(rng, names=tuple(VALUES)), rng)
-            for _ in range(config.anchors)]  # fmt: skip
+    return [book.write(a, rng) for a in attributes[: config.anchors]]
 
 
 def save_instruct_files(

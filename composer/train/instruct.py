@@ -36,9 +36,12 @@ from composer.model.instruct import (
 )
 from composer.model.reader import embed, fit_reader
 from composer.progress import ProgressFn, log, no_progress
+from composer.tokens import ScoreTokenizer
 from composer.train.data import TokenCache, WindowSampler, eval_windows
 from composer.train.instructions import (
     ATTRIBUTES,
+    Attributes,
+    Thresholds,
     classify,
     fit_thresholds,
     measure,
@@ -211,12 +214,24 @@ def train_instruct(
         "train_config": dataclasses.asdict(config),
     }
 
+    anchors = anchor_texts(config.instruct, config.seed, anchor_attributes(data, tok, th, config))
+
     def extra(folder: Path) -> None:
-        anchors = anchor_texts(config.instruct, config.seed)
         save_instruct_files(folder, config.instruct, encoder.float(), anchors, reader, th, info)
 
     save_adapter(peft_model, out, config.instruct.lora, base, info, extra=extra)
     return InstructResult(out, step, minutes, base_loss, matched, mismatched, accuracy)
+
+
+def anchor_attributes(
+    data: TokenCache, tok: ScoreTokenizer, th: Thresholds, config: InstructTrainConfig
+) -> list[Attributes]:
+    """What the anchors state: training-split windows of the training length, measured and
+    partly said exactly as training instructions are, from their own seeds."""
+    sampler = WindowSampler(data, tok, config.seq_len, seed=config.seed + 1)
+    rng = np.random.default_rng([config.seed, 2])
+    return [say_some(classify(measure(tok, sampler.window()), th), rng)
+            for _ in range(config.instruct.anchors)]  # fmt: skip
 
 
 def _reader(rng: np.random.Generator, n: int):

@@ -12,11 +12,12 @@ Tempo is not in the notes (the tokens carry no tempo; the plan sets beats per mi
 training instruction states a random tempo class: the decoder learns to ignore it, and the
 instruction reader (composer.model.instruct) learns to read it for the plan.
 
-Motion (stepwise or leaping) and rhythm (even or dotted) are the character attributes: no
+Motion (stepwise or leaping), rhythm (even or dotted) and feel (calm: stepwise and even;
+vigorous: leaping and dotted) are the character attributes: no
 control token sets them, so the instruction's prefix vectors are their only way into the
-decoder, and their phrasings carry the everyday words ("gentle", "jaunty", "angular") through
-which free text reaches the music. Only their clear cases are stated (the outer thirds of the
-training windows); the plan does not read them.
+decoder, and their phrasings carry the everyday words ("gentle", "jaunty", "like a parade")
+through which free text reaches the music. Only their clear cases are stated (the outer thirds
+of the training windows); the plan does not read them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from composer.tokens.tokenizer import BAR, KEY, PITCH, POSITION, PROGRAM, TIMESI
 
 INSTRUCTIONS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "instructions"
 ATTRIBUTES = ("tempo", "mode", "density", "meter", "register")  # what the plan reads
-CHARACTER = ("motion", "rhythm")  # only in the notes: the prefix carries them
+CHARACTER = ("motion", "rhythm", "feel")  # only in the notes: the prefix carries them
 VALUES = {
     "tempo": ("slow", "moderate", "fast"),
     "mode": ("major", "minor"),
@@ -42,6 +43,7 @@ VALUES = {
     "register": ("low", "middle", "high"),
     "motion": ("stepwise", "leaping"),
     "rhythm": ("even", "dotted"),
+    "feel": ("calm", "vigorous"),
 }
 # Beats per minute the plan uses for a tempo class, and the ranges that count as meeting it.
 TEMPO_BPM = {"slow": 66.0, "moderate": 100.0, "fast": 144.0}
@@ -59,6 +61,7 @@ class Attributes:
     register: str | None = None
     motion: str | None = None
     rhythm: str | None = None
+    feel: str | None = None
 
     def stated(self) -> dict[str, str]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -153,15 +156,26 @@ def _bin(x: float, edges: tuple[float, float], names: tuple) -> str | None:
     return names[0] if x < edges[0] else names[2] if x >= edges[1] else names[1]
 
 
+def _feel(motion: str | None, rhythm: str | None) -> str | None:
+    """Calm when the melody is both stepwise and even, vigorous when it both leaps and goes
+    long-short: what "like a cradle song" or "like a parade" describe in notes, whatever the
+    meter and tempo. (Density stays out: in the short training windows most measure sparse.)"""
+    return {("stepwise", "even"): "calm", ("leaping", "dotted"): "vigorous"}.get((motion, rhythm))
+
+
 def classify(m: Measures, th: Thresholds) -> Attributes:
-    """Measured attributes (tempo is never in the notes; motion and rhythm only when clear)."""
+    """Measured attributes (tempo is never in the notes; motion, rhythm and feel only when
+    clear)."""
+    motion = _bin(m.step, th.motion, ("stepwise", None, "leaping"))
+    rhythm = _bin(m.dotted, th.rhythm, ("even", None, "dotted"))
     return Attributes(
         mode=m.mode,
         meter=m.meter,
         density=_bin(m.notes_per_beat, th.density, VALUES["density"]),
         register=_bin(m.mean_pitch, th.register, VALUES["register"]),
-        motion=_bin(m.step, th.motion, ("stepwise", None, "leaping")),
-        rhythm=_bin(m.dotted, th.rhythm, ("even", None, "dotted")),
+        motion=motion,
+        rhythm=rhythm,
+        feel=_feel(motion, rhythm),
     )
 
 
