@@ -22,7 +22,6 @@ from composer.model.generate import (
 from composer.model.instruct import (
     InstructConfig,
     PrefixEncoder,
-    anchor_texts,
     anchored,
     controls_for,
     load_instruct,
@@ -274,7 +273,7 @@ def test_instruct_adapter_trained_saved_and_loaded(instructed):
     from composer.model import load_checkpoint
     from composer.model.adapters import MAX_ADAPTER_BYTES
     from composer.train.data import TokenCache
-    from composer.train.instruct import InstructTrainConfig, anchor_attributes
+    from composer.train.instruct import InstructTrainConfig, anchor_texts
 
     model, result = instructed
     assert result.steps == 3 and result.path == model / "adapters" / "instruct"
@@ -290,11 +289,9 @@ def test_instruct_adapter_trained_saved_and_loaded(instructed):
     (cache,) = model.parent.glob("data-user-*")  # the fixture's cache of its tunes
     data = TokenCache.load(cache, base.tokenizer)
     config = InstructTrainConfig(instruct=inst.config, seq_len=128)
-    attrs = anchor_attributes(data, base.tokenizer, inst.thresholds, config)
-    assert len(attrs) == 40 and all(a.stated() for a in attrs)
-    assert (result.path / "anchors.txt").read_text().splitlines() == anchor_texts(
-        inst.config, 0, attrs
-    )
+    anchors = anchor_texts(data, base.tokenizer, inst.thresholds, config)
+    assert (result.path / "anchors.txt").read_text().splitlines() == anchors
+    assert len(set(anchors)) > 1
     v = inst.vectors("slow and dark, in a low register")
     assert v.shape == (InstructConfig().prefix_len, base.model.config.hidden_size)
     assert not torch.equal(v, inst.vectors("fast and bright, high up"))

@@ -129,18 +129,6 @@ class Instruct:
         return Prefix(self.vectors(text), self.neutral, self.config.guidance)
 
 
-def anchor_texts(config: InstructConfig, seed: int, attributes: list[Attributes]) -> list[str]:
-    """The anchors: ``config.anchors`` instructions written in the training phrasings and
-    frames from ``attributes``, what training windows measure (composer.train.instruct draws
-    them). Measured sets, not random ones: a random set can say "moving by step" beside "like
-    a military parade", which no training instruction does, and a text whose nearest anchor
-    contradicts itself gets the contradiction's prefix. Their own seed stream."""
-    from composer.train.instructions import phrasebook
-
-    book, rng = phrasebook("train"), np.random.default_rng([seed, 1])
-    return [book.write(a, rng) for a in attributes[: config.anchors]]
-
-
 def save_instruct_files(
     folder: Path, config: InstructConfig, encoder: PrefixEncoder, anchors: list[str],
     reader: Reader, thresholds: Thresholds, info: dict,

@@ -31,7 +31,6 @@ from composer.model.instruct import (
     INSTRUCT,
     InstructConfig,
     PrefixEncoder,
-    anchor_texts,
     save_instruct_files,
 )
 from composer.model.reader import embed, fit_reader
@@ -40,14 +39,12 @@ from composer.tokens import ScoreTokenizer
 from composer.train.data import TokenCache, WindowSampler, eval_windows
 from composer.train.instructions import (
     ATTRIBUTES,
-    Attributes,
     Thresholds,
-    classify,
     fit_thresholds,
     measure,
     phrasebook,
     random_attributes,
-    say_some,
+    window_attributes,
 )
 
 THRESHOLD_WINDOW = 384  # tokens: about four bars of four voices, or eight of one
@@ -145,7 +142,7 @@ def train_instruct(
 
     val = eval_windows(data, "val", config.seq_len)
     val = [val[i] for i in rng.permutation(len(val))[: config.val_windows]]
-    val_attrs = [say_some(classify(measure(tok, w), th), rng) for w in val]
+    val_attrs = [window_attributes(tok, w, th, rng) for w in val]
     val_emb = embed([held_book.write(a, rng) for a in val_attrs])
     shuffled = val_emb[np.roll(np.arange(len(val)), len(val) // 2)]
     base_loss = _val_loss(base.model, None, val, None, tok.pad_id)
@@ -170,8 +167,7 @@ def train_instruct(
         elif timed and step > 200 and elapsed > config.minutes * 60:
             break  # out of time: the fitted schedule is near its end anyway
         windows = [sampler.window() for _ in range(config.batch_size)]
-        texts = [train_book.write(say_some(classify(measure(tok, w), th), rng), rng)
-                 for w in windows]  # fmt: skip
+        texts = [train_book.write(window_attributes(tok, w, th, rng), rng) for w in windows]
         ids, labels = _batch(windows, tok.pad_id)
         emb = torch.from_numpy(embed(texts))
         horizon = total or 10**6
@@ -214,7 +210,7 @@ def train_instruct(
         "train_config": dataclasses.asdict(config),
     }
 
-    anchors = anchor_texts(config.instruct, config.seed, anchor_attributes(data, tok, th, config))
+    anchors = anchor_texts(data, tok, th, config)
 
     def extra(folder: Path) -> None:
         save_instruct_files(folder, config.instruct, encoder.float(), anchors, reader, th, info)
@@ -223,14 +219,18 @@ def train_instruct(
     return InstructResult(out, step, minutes, base_loss, matched, mismatched, accuracy)
 
 
-def anchor_attributes(
+def anchor_texts(
     data: TokenCache, tok: ScoreTokenizer, th: Thresholds, config: InstructTrainConfig
-) -> list[Attributes]:
-    """What the anchors state: training-split windows of the training length, measured and
-    partly said exactly as training instructions are, from their own seeds."""
+) -> list[str]:
+    """The anchors (composer.model.instruct): ``config.instruct.anchors`` instructions written
+    exactly as training writes them, for training-split windows of the training length, from
+    their own seeds. Measured, not random, attribute sets: a random set can say "moving by
+    step" beside "like a military parade", which no training instruction does, and a text
+    whose nearest anchor contradicts itself gets the contradiction's prefix."""
     sampler = WindowSampler(data, tok, config.seq_len, seed=config.seed + 1)
-    rng = np.random.default_rng([config.seed, 2])
-    return [say_some(classify(measure(tok, sampler.window()), th), rng)
+    said, words = np.random.default_rng([config.seed, 2]), np.random.default_rng([config.seed, 1])
+    book = phrasebook("train")
+    return [book.write(window_attributes(tok, sampler.window(), th, said), words)
             for _ in range(config.instruct.anchors)]  # fmt: skip
 
 

@@ -13,11 +13,11 @@ training instruction states a random tempo class: the decoder learns to ignore i
 instruction reader (composer.model.instruct) learns to read it for the plan.
 
 Motion (stepwise or leaping), rhythm (even or dotted) and feel (calm: stepwise and even;
-vigorous: leaping and dotted) are the character attributes: no
-control token sets them, so the instruction's prefix vectors are their only way into the
-decoder, and their phrasings carry the everyday words ("gentle", "jaunty", "like a parade")
-through which free text reaches the music. Only their clear cases are stated (the outer thirds
-of the training windows); the plan does not read them.
+vigorous: leaping and dotted) are the character attributes: no control token sets them, so
+the instruction's prefix vectors are their only way into the decoder, and their phrasings
+carry the everyday words ("gentle", "jaunty", "like a parade") through which free text
+reaches the music. Only their clear cases are stated (the outer thirds of the training
+windows); the plan does not read them.
 """
 
 from __future__ import annotations
@@ -245,6 +245,14 @@ def say_some(attrs: Attributes, rng: np.random.Generator, keep: float = 0.6) -> 
     known = [k for k, v in values.items() if v is not None]
     kept = [k for k in known if rng.random() < keep] or [str(rng.choice(known))]
     return Attributes(**{k: v for k, v in values.items() if k in kept})
+
+
+def window_attributes(
+    tok: ScoreTokenizer, ids, th: Thresholds, rng: np.random.Generator
+) -> Attributes:
+    """What a training instruction for window ``ids`` states: its measured attributes, some
+    said (``say_some``)."""
+    return say_some(classify(measure(tok, ids), th), rng)
 
 
 def random_attributes(
