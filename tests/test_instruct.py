@@ -166,6 +166,20 @@ def test_cues_travel_with_the_reader_and_win_over_the_regression(tmp_path):
     assert Reader.load(tmp_path / "reader.npz").cues == cued.cues
 
 
+def test_regression_skips_cued_clauses_and_unsure_readings(tmp_path):
+    # A regression that reads every clause as a low register, 0.6 probable (logit gap ln 1.5).
+    biases = np.array([0.0, np.log(1.5)], np.float32)
+    reader = Reader(["none", "register=low"], np.zeros((2, 384), np.float32), biases, Cues.load(),
+                    threshold=0.5)  # fmt: skip
+    assert reader.read("for the opening titles")[0] == Attributes(register="low")
+    # The cue reads the clause's density; the regression adds nothing to that clause.
+    assert reader.read("low in note density")[0] == Attributes(density="sparse")
+    unsure = dataclasses.replace(reader, threshold=0.7)
+    assert unsure.read("for the opening titles")[0] == Attributes()
+    unsure.save(tmp_path / "reader.npz")
+    assert Reader.load(tmp_path / "reader.npz").threshold == 0.7
+
+
 def test_controls_for_keeps_explicit_values():
     heard = Attributes(tempo="fast", mode="minor", meter="compound", density="sparse",
                        register="high")  # fmt: skip
@@ -357,6 +371,10 @@ def test_eval_instructions_reports_both_arms(instructed, tmp_path):
         assert set(row.met) == set(row.stated) == set(row.met_base) and row.stated
     assert 0.0 <= report.rate() <= 1.0 and 0.0 < report.free[0].p_value <= 1.0
     assert "base+controls" in (tmp_path / "instructions.txt").read_text()
+    assert "unsaid read" in report.table() and 0.0 <= report.read_rate() <= 1.0
+    # --free 0: the adherence table alone.
+    alone = eval_instructions(model, n=1, bars=2, candidates=2, free_pieces=0)
+    assert len(alone.rows) == 1 and alone.free == []
 
 
 def test_free_text_only_report_has_no_adherence_table():

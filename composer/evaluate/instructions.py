@@ -97,6 +97,12 @@ class InstructionsEval:
         ]
         return float(np.mean(hits)) if hits else float("nan")
 
+    def read_rate(self, attr: str | None = None) -> float:
+        """How often the reader reads a stated attribute as the value stated."""
+        hits = [r.read.get(a) == v for r in self.rows for a, v in r.stated.items()
+                if attr in (None, a)]  # fmt: skip
+        return float(np.mean(hits)) if hits else float("nan")
+
     def table(self) -> str:
         """The adherence table (when instructions were asked for), then the free-text pairs."""
         n_stated = sum(len(r.stated) for r in self.rows)
@@ -106,16 +112,21 @@ class InstructionsEval:
         ]
         if self.rows:  # -n 0 runs the free-text pairs alone: no rates of nothing
             lines.append(
-                f"{'attribute':10s} {'stated':>6s} {'instruct':>9s} {'base+controls':>14s}"
+                f"{'attribute':10s} {'stated':>6s} {'read':>5s} {'instruct':>9s} "
+                f"{'base+controls':>14s} {'unsaid read':>12s}"
             )
-            for a in ATTRIBUTES:
-                n = sum(a in r.stated for r in self.rows)
-                lines.append(f"{a:10s} {n:6d} {self.rate(a):9.0%} {self.rate(a, base=True):14.0%}")
+            for a in (*ATTRIBUTES, None):
+                n = sum(a in r.stated for r in self.rows) if a else n_stated
+                unsaid = [r.read.get(x) is not None for r in self.rows
+                          for x in ATTRIBUTES if a in (None, x) and x not in r.stated]  # fmt: skip
+                lines.append(
+                    f"{a or 'all':10s} {n:6d} {self.read_rate(a):5.0%} {self.rate(a):9.0%} "
+                    f"{self.rate(a, base=True):14.0%} {sum(unsaid):5d} of {len(unsaid):3d}"
+                )
             mark = "" if self.rate() >= TARGET else "  (below the target)"
-            lines.append(
-                f"{'all':10s} {n_stated:6d} {self.rate():9.0%} {self.rate(base=True):14.0%}"
-                f"   target >= {TARGET:.0%}{mark}"
-            )
+            lines.append(f"target >= {TARGET:.0%} of the stated attributes met{mark}; read: the "
+                         "reader's reading is the stated value; unsaid read: attributes the "
+                         "instruction leaves unsaid that the reader reads anyway")  # fmt: skip
         if self.free:
             lines += ["", "words no control token covers; same controls and seeds, only the "
                       "prefix differs (paired permutation test over notes/beat, mean pitch, "
@@ -216,7 +227,7 @@ def eval_instructions(
                 InstructionRow(text, stated.stated(), asdict(reading), req.style,
                                met["instruct"], met["base"])
             )  # fmt: skip
-        for a, b in FREE_TEXT + CHARACTER_PAIRS:
+        for a, b in FREE_TEXT + CHARACTER_PAIRS if free_pieces else ():  # --free 0: none
             feats: dict[str, list[np.ndarray]] = {a: [], b: []}
             prefixes = {text: inst.prefix(text) for text in (a, b)}  # embedded once per phrase
             for j in range(free_pieces):

@@ -8,7 +8,8 @@ An instruction is cut into clauses, and each clause is read twice:
   density", "a high register") and negated extremes ("not too fast": moderate);
 - by a logistic regression from the clause's all-MiniLM-L6-v2 embedding to "attribute=value"
   or "none", fitted on the training phrasings. It knows topics well and polarity poorly
-  ("dense" and "sparse" embed close), so it only answers for attributes the cues left open.
+  ("dense" and "sparse" embed close), so it only reads clauses in which no cue fired, and only
+  answers when its reading is at least ``THRESHOLD`` probable.
 
 The cues travel inside ``reader.npz`` with the regression, so a saved reader reads the same
 way wherever it is loaded.
@@ -34,6 +35,11 @@ from composer.train.instructions import (
 )
 
 NONE = "none"  # the regression's label for words that state no attribute
+# The regression's readings below this probability are dropped: chosen by cross-validation
+# over the training phrasings (evals/reader_cv.py) as the largest that costs at most 0.5% of
+# the stated attributes read right; it removes most readings of words that state nothing
+# ("Compose for me:" read as a fast tempo at 0.44).
+THRESHOLD = 0.4
 CUES_FILE = INSTRUCTIONS_DIR / "cues.tsv"
 
 # A point or colon between digits ("2.5", "3:4") is part of a number, not a clause break.
@@ -158,6 +164,7 @@ class Reader:
     weights: np.ndarray
     biases: np.ndarray
     cues: Cues = field(default_factory=lambda: Cues(()))
+    threshold: float = 0.0  # regression readings less probable than this are not taken
 
     def read(self, text: str) -> tuple[Attributes, dict[str, float]]:
         """The attributes ``text`` states, and the probability of each reading (1.0: a cue)."""
@@ -172,10 +179,12 @@ class Reader:
                 for attr, value in said.items():
                     found[attr] = (value, 1.0)
                 i = int(np.argmax(row))
-                if self.labels[i] == NONE:
+                # A clause whose cues state something has been read: the regression would only
+                # add a neighbouring topic ("low in note density" as a low register too).
+                if said or self.labels[i] == NONE or row[i] < self.threshold:
                     continue
                 attr, value = self.labels[i].split("=")
-                if attr not in said and row[i] > found.get(attr, ("", 0.0))[1]:
+                if row[i] > found.get(attr, ("", 0.0))[1]:
                     found[attr] = (value, float(row[i]))
         reading = Attributes(**{a: v for a, (v, _) in found.items()})
         return reading, {a: round(c, 3) for a, (_, c) in found.items()}
@@ -183,17 +192,24 @@ class Reader:
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:
             np.savez(f, labels=np.array(self.labels), weights=self.weights, biases=self.biases,
-                     cues=np.array(["\t".join(r) for r in self.cues.rows], dtype=str))  # fmt: skip
+                     cues=np.array(["\t".join(r) for r in self.cues.rows], dtype=str),
+                     threshold=np.float64(self.threshold))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> Reader:
         with np.load(path) as z:
             rows = tuple(tuple(str(r).split("\t")) for r in z["cues"]) if "cues" in z else ()
-            return cls([str(x) for x in z["labels"]], z["weights"], z["biases"], Cues(rows))
+            threshold = float(z["threshold"]) if "threshold" in z else 0.0
+            return cls([str(x) for x in z["labels"]], z["weights"], z["biases"], Cues(rows),
+                       threshold)  # fmt: skip
 
 
 def fit_reader(
-    book: Phrasebook, rng: np.random.Generator, instructions: int = 3000, cues: Cues | None = None
+    book: Phrasebook,
+    rng: np.random.Generator,
+    instructions: int = 3000,
+    cues: Cues | None = None,
+    c: float = 10.0,
 ) -> Reader:
     """Fit the clause classifier on ``book``: every phrasing's clauses (those of the character
     attributes, which the plan does not read, labelled none, as are the frames' own words),
@@ -228,12 +244,13 @@ def fit_reader(
     # One BLAS thread: lbfgs sums in a thread-count-dependent order, and the reader should be
     # the same fit on any machine (measured: 2 threads moved held-out tempo from 73% to 71%).
     with threadpool_limits(limits=1):
-        fit = LogisticRegression(C=10.0, max_iter=3000, random_state=0).fit(x, labels)
+        fit = LogisticRegression(C=c, max_iter=3000, random_state=0).fit(x, labels)
     return Reader(
-        [str(c) for c in fit.classes_],
+        [str(label) for label in fit.classes_],
         fit.coef_.astype(np.float32),
         fit.intercept_.astype(np.float32),
         cues if cues is not None else Cues.load(),
+        THRESHOLD,
     )
 
 
