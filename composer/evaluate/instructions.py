@@ -227,7 +227,8 @@ def eval_instructions(
                 InstructionRow(text, stated.stated(), asdict(reading), req.style,
                                met["instruct"], met["base"])
             )  # fmt: skip
-        for a, b in FREE_TEXT + CHARACTER_PAIRS if free_pieces else ():  # --free 0: none
+        pairs = FREE_TEXT + CHARACTER_PAIRS if free_pieces else ()  # --free 0: no pairs to compare
+        for a, b in pairs:
             feats: dict[str, list[np.ndarray]] = {a: [], b: []}
             prefixes = {text: inst.prefix(text) for text in (a, b)}  # embedded once per phrase
             for j in range(free_pieces):
