@@ -13,6 +13,8 @@ from pathlib import Path
 from composer.cli_measure import add_commands as add_measure_commands
 from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
+from composer.outputs import Outputs
+from composer.process import Terminated, signals_as_exceptions
 from composer.progress import progress_bar
 
 
@@ -24,13 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.run(args) or 0
+        with signals_as_exceptions():
+            return args.run(args) or 0
     except ComposerError as e:
         print(f"composer: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("composer: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"composer: stopped by {e}", file=sys.stderr)
+        return 128 + e.signum
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -272,31 +278,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from composer.io import atomic_path
     from composer.video import analyze
     from composer.video.timeline import plot_timeline
 
-    outputs = [args.output] + ([args.plot] if args.plot else [])
-    if args.keyframes and args.keyframes.is_dir() and any(args.keyframes.glob("scene*.jpg")):
-        outputs.append(args.keyframes)  # checked up front: no analysis.json left half-done
-    for out in outputs:
-        if out.exists() and not args.force:
-            raise ComposerError(out, "already exists (pass --force to replace it)")
-    progress, close = progress_bar()
-    try:
-        result = analyze(args.video, progress=progress)
-    finally:
-        close()
-    result.save(args.output)
-    if args.plot:
-        plot_timeline(result, args.plot, overwrite=True)
-    if args.keyframes:
-        args.keyframes.mkdir(parents=True, exist_ok=True)
-        for k in result.keyframes:
-            with atomic_path(
-                args.keyframes / f"scene{k.scene:03d}_{k.time:08.3f}s.jpg", overwrite=args.force
-            ) as tmp:
-                k.image.save(tmp, format="JPEG")
+    # Every output is checked, and its temporary name made, before the video is decoded; all
+    # are put in place together at the end, or none is.
+    with Outputs(force=args.force) as outputs:
+        analysis_tmp = outputs.file(args.output, "json")
+        plot_tmp = outputs.file(args.plot, "png") if args.plot else None
+        frames_tmp = outputs.folder(args.keyframes) if args.keyframes else None
+        progress, close = progress_bar()
+        try:
+            result = analyze(args.video, progress=progress)
+        finally:
+            close()
+        analysis_tmp.write_text(result.to_json() + "\n")
+        if plot_tmp:
+            plot_timeline(result, plot_tmp, overwrite=True)
+        if frames_tmp:
+            for k in result.keyframes:
+                k.image.save(frames_tmp / f"scene{k.scene:03d}_{k.time:08.3f}s.jpg", format="JPEG")
     cuts = sum(c.kind == "cut" for c in result.cuts)
     fades = len(result.cuts) - cuts
     print(
@@ -314,32 +315,39 @@ def _render(args: argparse.Namespace) -> int:
     if bool(args.video) != bool(args.out_video):
         raise ComposerError(None, "--video and --out-video go together")
     wav = args.output or args.score.with_suffix(".wav")
-    if args.out_video and args.out_video.exists() and not args.force:
-        raise ComposerError(args.out_video, "already exists (pass --force to replace it)")
-    progress, close = progress_bar()
-    try:
-        audio = render_midi(
-            args.score, wav, soundfont=args.soundfont, overwrite=args.force, progress=progress
-        )
-    finally:
-        close()
+    with Outputs(force=args.force) as outputs:  # the WAV and the video land together, or neither
+        wav_tmp = outputs.file(wav, "wav")
+        video_tmp = outputs.file(args.out_video, "video") if args.out_video else None
+        progress, close = progress_bar()
+        try:
+            audio = render_midi(
+                args.score, wav_tmp, soundfont=args.soundfont, overwrite=True, progress=progress
+            )
+        finally:
+            close()
+        if video_tmp:
+            mux(
+                args.video,
+                wav_tmp,
+                video_tmp,
+                original_audio_db=args.keep_original_audio,
+                overwrite=True,
+            )
     print(
-        f"wrote {audio.path}: {audio.duration:.2f} s, peak {audio.peak_dbfs:.1f} dBFS "
+        f"wrote {wav}: {audio.duration:.2f} s, peak {audio.peak_dbfs:.1f} dBFS "
         f"({Path(audio.soundfont).name})"
     )
-    if args.video:
-        mux(
-            args.video,
-            audio.path,
-            args.out_video,
-            original_audio_db=args.keep_original_audio,
-            overwrite=args.force,
-        )
+    if args.out_video:
         print(f"wrote {args.out_video}")
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
+    with Outputs(force=args.force) as outputs:  # checked before the model loads
+        return _generate_into(args, outputs.file(args.output, "midi"))
+
+
+def _generate_into(args: argparse.Namespace, midi_tmp: Path) -> int:
     from composer.model.checkpoint import DEFAULT_MODEL
     from composer.model.generate import GenerationRequest, generate_midi, uniform_controls
     from composer.tokens import STYLES, parse_key
@@ -380,7 +388,7 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         roles, tilt, well = None, 0.0, 0.0
     key, (num, den) = key or (0, "major"), meter or (4, 4)
-    tempo, levels = tempo or 100.0, list(levels or [1])
+    tempo, levels = 100.0 if tempo is None else tempo, list(levels or [1])
     req = GenerationRequest(
         style=args.style,
         key=key,
@@ -394,8 +402,6 @@ def _generate(args: argparse.Namespace) -> int:
         register_tilt=tilt,
         register_well=well,
     )
-    if args.output.exists() and not args.force:
-        raise ComposerError(args.output, "already exists (pass --force to replace it)")
     progress, close = progress_bar()
     options = dict(
         tempo=tempo,
@@ -403,7 +409,7 @@ def _generate(args: argparse.Namespace) -> int:
         adapter=None if args.adapter in ("none", "instruct") else args.adapter,
         style_guidance=args.style_guidance,
         instruction=args.instruction if args.adapter == "instruct" else None,
-        overwrite=args.force,
+        overwrite=True,
         progress=progress,
     )
     try:
@@ -422,10 +428,10 @@ def _generate(args: argparse.Namespace) -> int:
         if reference:
             from composer.retrieve.prime import generate_from_reference
 
-            res, how = generate_from_reference(req, reference, args.output, **options)
+            res, how = generate_from_reference(req, reference, midi_tmp, **options)
             print(how.describe())
         else:
-            res = generate_midi(req, args.output, **options)
+            res = generate_midi(req, midi_tmp, **options)
     finally:
         close()
     b = res.best

@@ -259,7 +259,7 @@ def _show(text: str, output: Path | None) -> None:
     """Print a report; with ``output``, also write it there headed by the command as typed."""
     import shlex
 
-    from composer.io import atomic_write_text
+    from composer.outputs import atomic_write_text
 
     print(text)
     if output:

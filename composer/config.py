@@ -73,3 +73,95 @@ class RenderConfig:
     aac_bitrate: str = "192k"
     loudness_lufs: float = -16.0
     true_peak_db: float = -1.5
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one request may ask for; each is overridable by its environment
+    variable (``COMPOSER_`` + the field's name in capitals, e.g. ``COMPOSER_MAX_RENDER_S``)."""
+
+    # Longest audio rendered (s): a MIDI file that would play longer is refused before
+    # rendering (a 52-byte file with a slow tempo and one huge delta asks for petabytes).
+    max_render_s: float = 7200.0
+    # Longest piece composed or generated (s), and the tempo range a piece may take (bpm).
+    max_duration_s: float = 1800.0
+    min_bpm: float = 20.0
+    max_bpm: float = 300.0
+    # Longest text request (characters).
+    max_prompt_chars: int = 2000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """The defaults, with any ``COMPOSER_<FIELD>`` environment variable applied."""
+        import os
+
+        from composer.errors import ComposerError
+
+        values = {}
+        for f in dataclasses.fields(cls):
+            name = f"COMPOSER_{f.name.upper()}"
+            if (raw := os.environ.get(name)) is None:
+                continue
+            try:
+                value = float(raw) if f.type == "float" else int(raw)
+            except ValueError:
+                value = float("nan")
+            if not value > 0 or value == float("inf"):
+                raise ComposerError(
+                    None, f"environment variable {name}={raw!r} is not a number > 0"
+                )
+            values[f.name] = value
+        return cls(**values)
+
+
+def limits() -> Limits:
+    """The limits in force now (read from the environment on each call)."""
+    return Limits.from_env()
+
+
+def duration_words(seconds: float) -> str:
+    """A duration for a message: "45 s", "12 min", "2 h", "18 days", "3e+04 years"."""
+    if not seconds < 120:  # nan and inf read as themselves
+        for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600)):
+            if seconds >= 2 * size:
+                return f"{seconds / size:.3g} {unit}"
+        if seconds >= 120:
+            return f"{seconds / 60:.3g} min"
+    return f"{seconds:g} s"
+
+
+def tempo_problem(bpm: float) -> str | None:
+    """Why composer cannot play ``bpm``, or None when it can."""
+    lim = limits()
+    if lim.min_bpm <= bpm <= lim.max_bpm:
+        return None
+    return (
+        f"{bpm:g} bpm is outside the {lim.min_bpm:g}-{lim.max_bpm:g} bpm composer plays "
+        "(COMPOSER_MIN_BPM and COMPOSER_MAX_BPM set them)"
+    )
+
+
+def duration_problem(seconds: float) -> str | None:
+    """Why composer cannot write ``seconds`` of music, or None when it can."""
+    longest = limits().max_duration_s
+    if not seconds > 0:
+        return f"{seconds:g} s is not a duration (it must be longer than 0 s)"
+    if seconds > longest:
+        return (
+            f"{duration_words(seconds)} is longer than the {duration_words(longest)} composer "
+            "writes (COMPOSER_MAX_DURATION_S raises it)"
+        )
+    return None
+
+
+def cache_dir(name: str) -> Path:
+    """Folder ``name`` of composer's caches, made when first asked for: under
+    ``$COMPOSER_CACHE`` if set, else the platform's user cache folder (``~/.cache/composer``)."""
+    import os
+
+    import platformdirs
+
+    root = os.environ.get("COMPOSER_CACHE") or platformdirs.user_cache_dir("composer")
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

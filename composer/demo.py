@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from composer.outputs import check_folder_target, write_marker
 from composer.pipeline import ComposeResult, compose
 from composer.progress import ProgressFn, no_progress
 from composer.video.synthetic import Shot, make_clip
@@ -21,7 +22,10 @@ def run_demo(
 ) -> dict[str, ComposeResult]:
     """Compose for the demo clip and for the demo prompt; returns both results by name."""
     out = Path(outdir)
+    # The demo replaces its own earlier output, and nothing else (composer.outputs).
+    check_folder_target(out, force=True)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, ["clip.mp4", "video", "text"])
     clip = make_clip(out / "clip.mp4", DEMO_SHOTS, size=(640, 360), audio=True)
     return {
         "video": compose(clip, "", out / "video", seed=seed, force=True, progress=progress),

@@ -2,19 +2,22 @@
 
 analyse (video) -> describe (Brief) -> plan (Plan) -> retrieve (References) -> generate
 (decoder) -> arrange -> render -> mux. Everything is written into a temporary folder beside
-OUTDIR and renamed into place at the end, so OUTDIR is either complete or untouched.
+OUTDIR and renamed into place at the end, so OUTDIR is either complete or untouched
+(:mod:`composer.outputs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from composer.config import duration_problem
 from composer.errors import ComposerError
+from composer.outputs import Outputs
 from composer.plan.request import PromptFacts
 from composer.progress import ProgressFn, log, no_progress
 from composer.types import Brief, Plan, References, VideoAnalysis, _Json
@@ -85,10 +88,10 @@ def compose(
     from composer.retrieve.references import find_references, prime_from
 
     out = Path(outdir)
-    if out.exists() and not force:
-        raise ComposerError(out, "already exists (pass --force to replace it)")
     if video is None and not prompt.strip() and duration is None:
         raise ComposerError(None, "give a video, or a prompt (with --duration) to compose")
+    if duration is not None and (why := duration_problem(duration)):
+        raise ComposerError(None, f"cannot compose for {duration:g} s: {why}")
     analysis: VideoAnalysis | None = None
     brief: Brief | None = None
     seconds: dict[str, float] = {}
@@ -100,69 +103,75 @@ def compose(
         seconds[stage] = round(now - clock, 3)
         clock = now
 
-    tmp = out.with_name(f".{out.name}.part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    # The second core's lane: ffmpeg and fluidsynth leave the GIL. A picture that video.mp4
-    # cannot hold (VP8) is re-encoded there from the start, while this thread analyses,
-    # plans and decodes.
-    lane = ThreadPoolExecutor(1)
-    # A third worker opens the reference library while the video is analysed, then searches
-    # it while the decoder loads.
-    aside = ThreadPoolExecutor(1)
-    opened = aside.submit(_open_library, library or DEFAULT_LIBRARY)
-    try:
-        picture = None
-        if video is not None:
-            from composer.render.muxer import picture_for
-            from composer.video import analyze
+    # Leaving the block puts OUTDIR in place, or on any error removes the temporary folder.
+    with Outputs(force=force) as outputs:
+        # OUTDIR is checked and the temporary folder made before any work: a folder composer may
+        # not replace, or cannot write, is refused now, not after the music is written.
+        tmp = outputs.folder(out)
+        # Set when the work is abandoned: the render and ffmpeg in the second lane stop part-way.
+        cancel = threading.Event()
+        # The second core's lane: ffmpeg and fluidsynth leave the GIL. A picture that video.mp4
+        # cannot hold (VP8) is re-encoded there from the start, while this thread analyses,
+        # plans and decodes.
+        lane = ThreadPoolExecutor(1)
+        # A third worker opens the reference library while the video is analysed, then searches
+        # it while the decoder loads.
+        aside = ThreadPoolExecutor(1)
+        opened = aside.submit(_open_library, library or DEFAULT_LIBRARY)
+        try:
+            facts = parse_prompt(prompt)  # before the video: a request it refuses costs nothing
+            if duration is not None and video is None:
+                facts.duration = duration
+            picture = None
+            if video is not None:
+                from composer.video import probe_video
 
-            picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4")
-            analysis = analyze(video, progress=progress)
-            lap("analyze")
-            brief = describe(analysis, describer)
-            lap("describe")
-        facts = parse_prompt(prompt)
-        if duration is not None and video is None:
-            facts.duration = duration
-        plan = make_plan(brief, facts, analysis, seed=seed)
-        lap("plan")
-        # With "auto", the plan's style chooses its LoRA adapter when the checkpoint has one
-        # (merged, cached); the library search runs meanwhile.
-        if adapter == "auto":
-            adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
-        found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
-        ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
-        lap("load model")
-        contrast = style_contrast(model or DEFAULT_MODEL, adapter, style_guidance)
-        req = dataclasses.replace(request_for(plan), contrast=contrast)
-        refs, req = prime_from(found.result(), req, ckpt.tokenizer)
-        lap("retrieve")
-        files = _write(tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane,
-                       picture)  # fmt: skip
-        import composer
+                declared = probe_video(video).duration
+                if declared is not None and (why := duration_problem(declared)):
+                    raise ComposerError(video, f"cannot be scored: {why}")
+                from composer.render.muxer import picture_for
+                from composer.video import analyze
 
-        record = ComposeRecord(
-            prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
-            plan=plan, references=refs,
-            seed=seed, describer=brief.describer if brief else "none",
-            model=str(model or DEFAULT_MODEL), adapter=adapter, seconds=seconds,
-            guidance=contrast.scale if contrast else 1.0,
-            guided_against=contrast.against if contrast else None,
-            versions={"composer": composer.__version__, "plan.json": str(VERSION),
-                      "tokenizer": ckpt.spec.tokenizer},
-        )  # fmt: skip
-        record.save(tmp / "plan.json")
-        lane.shutdown()
-        aside.shutdown()
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        aside.shutdown(cancel_futures=True)
-        lane.shutdown(cancel_futures=True)  # ffmpeg stops writing into tmp before it goes
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4", cancel)
+                analysis = analyze(video, progress=progress)
+                lap("analyze")
+                brief = describe(analysis, describer)
+                lap("describe")
+            plan = make_plan(brief, facts, analysis, seed=seed)
+            lap("plan")
+            # With "auto", the plan's style chooses its LoRA adapter when the checkpoint has one
+            # (merged, cached); the library search runs meanwhile.
+            if adapter == "auto":
+                adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
+            found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
+            ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
+            lap("load model")
+            contrast = style_contrast(model or DEFAULT_MODEL, adapter, style_guidance)
+            req = dataclasses.replace(request_for(plan), contrast=contrast)
+            refs, req = prime_from(found.result(), req, ckpt.tokenizer)
+            lap("retrieve")
+            files = _write(tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane,
+                           picture, cancel)  # fmt: skip
+            import composer
+
+            record = ComposeRecord(
+                prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
+                plan=plan, references=refs,
+                seed=seed, describer=brief.describer if brief else "none",
+                model=str(model or DEFAULT_MODEL), adapter=adapter, seconds=seconds,
+                guidance=contrast.scale if contrast else 1.0,
+                guided_against=contrast.against if contrast else None,
+                versions={"composer": composer.__version__, "plan.json": str(VERSION),
+                          "tokenizer": ckpt.spec.tokenizer},
+            )  # fmt: skip
+            record.save(tmp / "plan.json")
+            lane.shutdown()
+            aside.shutdown()
+        except BaseException:
+            cancel.set()  # the lane's render or ffmpeg stops before its folder goes
+            aside.shutdown(cancel_futures=True)
+            lane.shutdown(cancel_futures=True)
+            raise
     files = {k: out / v.name for k, v in files.items()} | {"plan": out / "plan.json"}
     log.info("composed into %s in %.1f s", out, sum(seconds.values()))
     return ComposeResult(out, files, record)
@@ -196,7 +205,7 @@ def request_for(plan: Plan):
 
 
 def _write(
-    tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane, picture
+    tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane, picture, cancel
 ) -> dict[str, Path]:
     """Generate, arrange and write the files into ``tmp``; sound goes to ``lane``."""
     from composer.arrange.arranger import arrange
@@ -215,9 +224,9 @@ def _write(
         files["video"] = tmp / "video.mp4"
 
     def sound() -> None:
-        render_midi(files["score"], files["audio"], soundfont=soundfont)
+        render_midi(files["score"], files["audio"], soundfont=soundfont, cancel=cancel)
         if video is not None:
-            mux(picture.result(), files["audio"], files["video"])
+            mux(picture.result(), files["audio"], files["video"], cancel=cancel)
             (tmp / ".picture.mp4").unlink(missing_ok=True)
 
     audio = lane.submit(sound)
@@ -241,14 +250,14 @@ def roles_for(instruments: int) -> tuple[int, ...]:
 def _musicxml(score, path: Path) -> Path:
     """MusicXML of the pitched parts for notation programs, through music21 (its exporter
     cannot write General MIDI percussion, which stays in score.mid)."""
-    from music21 import converter
+    from composer.music.m21 import music21_converter
 
     pitched = score.copy()
     pitched.tracks = [t for t in pitched.tracks if not t.is_drum]
     midi = path.with_suffix(".pitched.mid")
     pitched.dump_midi(str(midi))
     try:
-        converter.parse(midi).write("musicxml", fp=str(path))
+        music21_converter().parse(midi).write("musicxml", fp=str(path))
     finally:
         midi.unlink(missing_ok=True)
     return path

@@ -6,8 +6,9 @@ into a bar with an ETA. ``total`` is None when the amount of work is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 ProgressFn = Callable[[str, float, float | None], None]
 
@@ -54,3 +55,18 @@ def progress_bar() -> tuple[ProgressFn, Callable[[], None]]:
             bar.close()
 
     return update, close
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Within the block, transformers draws no progress bar of its own while loading weights:
+    composer reports its own progress, and a bar per model load would only clutter it."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

@@ -45,7 +45,7 @@ class _Json:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON atomically (temporary name, then rename)."""
-        from composer.io import atomic_write_text
+        from composer.outputs import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
 
@@ -138,7 +138,7 @@ class VideoAnalysis(_Json):
     path: str
     duration: float  # seconds, first frame shown to the end of the last
     fps: float  # average frame rate (frames / duration) — VFR files have no single rate
-    width: int  # coded frame size
+    width: int  # frame size as displayed: the coded size, turned by ``rotation``
     height: int
     pixel_aspect: float  # sample aspect ratio: display width = width * pixel_aspect
     start_time: float  # presentation time of the first frame in the file (s); times here are
@@ -152,6 +152,9 @@ class VideoAnalysis(_Json):
     keyframes: list[Keyframe]
     variable_frame_rate: bool = False
     has_audio: bool = False
+    # Degrees clockwise that players turn the coded picture (0, 90, 180, 270; a phone held upright
+    # records 90). Everything measured here, keyframes included, is of the turned picture.
+    rotation: int = 0
 
     @property
     def display_width(self) -> int:

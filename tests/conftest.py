@@ -57,3 +57,10 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny"
     save_checkpoint(build_model(spec, seed=1), spec, path)
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fuzz", "the bounded fuzz of tests/test_fuzz.py")
+    group.addoption("--fuzz-midi", type=int, default=300, help="MIDI mutants (default 300)")
+    group.addoption("--fuzz-video", type=int, default=50, help="video mutants (default 50)")
+    group.addoption("--fuzz-report", metavar="FILE", help="append the fuzz counts to FILE")

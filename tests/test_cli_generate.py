@@ -59,4 +59,4 @@ def test_existing_output_and_broken_checkpoint(model_dir, tmp_path, capsys):
     (broken / "model.safetensors").write_bytes(b"\0" * 100)
     assert run(broken, tmp_path / "y.mid") == 1
     err = capsys.readouterr().err.strip()
-    assert "corrupt or unreadable weights" in err and len(err.splitlines()) == 1
+    assert "does not match the digest" in err and len(err.splitlines()) == 1

@@ -249,5 +249,10 @@ def test_existing_output_is_kept_unless_overwrite(media: dict[str, Path], tmp_pa
     with pytest.raises(ComposerError, match="already exists"):
         mux(media["clip"], media["long"], out)
     assert out.read_bytes() == b"keep me"
+    with pytest.raises(ComposerError, match="is not a video file"):  # not composer's to replace
+        mux(media["clip"], media["long"], out, overwrite=True)
+    assert out.read_bytes() == b"keep me"
+    out.unlink()
+    mux(media["clip"], media["long"], out)
     mux(media["clip"], media["long"], out, overwrite=True)
     assert len(streams(out)["audio"]) == 1

@@ -209,6 +209,11 @@ def test_existing_output_is_kept_unless_overwrite(four_second_score: Path, tmp_p
     with pytest.raises(ComposerError, match="already exists"):
         render_midi(four_second_score, out, soundfont=TIM)
     assert out.read_bytes() == b"keep me"
+    with pytest.raises(ComposerError, match="is not a WAV file"):  # not composer's to replace
+        render_midi(four_second_score, out, soundfont=TIM, overwrite=True)
+    assert out.read_bytes() == b"keep me"
+    out.unlink()
+    render_midi(four_second_score, out, soundfont=TIM)
     render_midi(four_second_score, out, soundfont=TIM, overwrite=True)
     assert read_wav(out)[1].any()
 

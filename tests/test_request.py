@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from composer.plan.request import parse_prompt
+from composer.errors import ComposerError
+from composer.plan.planner import make_plan
+from composer.plan.request import PromptFacts, parse_prompt
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,140 @@ def test_style_phrases_are_not_instruments():
     assert parse_prompt("a playful piano piece for guitar").instruments == [24]
     assert parse_prompt("a fiddle tune for clarinet").instruments == [71]
     assert parse_prompt("a piece for piano and fiddle").instruments == [0, 40]
+
+
+def _ignored(f):
+    return {i.words: i.why for i in f.ignored}
+
+
+@pytest.mark.parametrize("text", ["an all-night 24/7 diner", "a cue in 11/16", "a cue in 3/0"])
+def test_a_fraction_composer_cannot_write_is_not_a_meter(text):
+    f = parse_prompt(text)
+    assert f.meter is None
+    make_plan(None, f)  # no KeyError, no ZeroDivisionError
+    if "24/7" in text:
+        assert f.ignored == [] and "24/7" in f.rest  # words, not a meter
+    else:
+        (why,) = _ignored(f).values()
+        assert "not a meter composer can write" in why and "3/4" in why
+
+
+def test_a_meter_composer_writes_is_read():
+    assert parse_prompt("a reel in 7/8 time").meter == (7, 8)
+    assert parse_prompt("6/8, for fiddle").meter == (6, 8)
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [PromptFacts("", meter=(3, 0)), PromptFacts("", meter=(11, 16)), PromptFacts("", bpm=0.0),
+     PromptFacts("", bpm=900.0), PromptFacts("", tempo_range=(0.0, 0.0)),
+     PromptFacts("", duration=-5.0), PromptFacts("", duration=0.0),
+     PromptFacts("", duration=float("nan")), PromptFacts("", duration=1e5)],
+)  # fmt: skip
+def test_plan_refuses_impossible_values_built_by_hand(facts):
+    with pytest.raises(ComposerError) as e:
+        make_plan(None, facts)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "text,era",
+    [("70s disco", "1970s"), ("music from the '70s", "1970s"), ("the 70s", "1970s"),
+     ("a 1990s sitcom", "1990s"), ("1990s", "1990s"), ("80's synth pop", "1980s"),
+     ("a 60s-style spy theme", "1960s"), ("the nineties", "1990s"), ("30s music", "1930s")],
+)  # fmt: skip
+def test_decades_are_eras(text, era):
+    f = parse_prompt(text)
+    assert (f.era, f.duration) == (era, None)
+    assert any("era" in n for n in f.notes)
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("a 30s clip", 30.0), ("30s of music", 30.0), ("a jig for 45s", 45.0),
+     ("30 seconds", 30.0), ("1 minute 30 seconds", 90.0), ("1:30", 90.0), ("2 mins", 120.0)],
+)  # fmt: skip
+def test_seconds_are_durations(text, seconds):
+    f = parse_prompt(text)
+    assert (f.duration, f.era) == (seconds, None)
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [("with a minor twist", None), ("a major motion picture", None),
+     ("a nocturne in A minor", (9, "minor")), ("an A minor key lament", (9, "minor")),
+     ("in the key of a major", (9, "major")), ("F# minor", (6, "minor")),
+     ("Bb major", (10, "major")), ("D minor", (2, "minor")), ("c minor", (0, "minor"))],
+)  # fmt: skip
+def test_a_key_is_not_an_article(text, key):
+    assert parse_prompt(text).key == key
+
+
+@pytest.mark.parametrize("text", ["in H major", "a waltz in X minor"])
+def test_a_letter_that_is_no_note_is_ignored_with_a_reason(text):
+    f = parse_prompt(text)
+    assert f.key is None
+    (why,) = _ignored(f).values()
+    assert "not a note name" in why and "German H is B" in why
+
+
+@pytest.mark.parametrize("text", ["-5 seconds", "0 seconds", "a 5 hours drone"])
+def test_impossible_durations_are_ignored_with_a_reason(text):
+    f = parse_prompt(text)
+    assert f.duration is None and len(f.ignored) == 1
+
+
+def test_the_longest_duration_is_a_limit_you_can_raise(monkeypatch):
+    why = parse_prompt("5 hours").ignored[0].why
+    assert "longer than the 30 min composer writes" in why and "COMPOSER_MAX_DURATION_S" in why
+    monkeypatch.setenv("COMPOSER_MAX_DURATION_S", "36000")
+    assert parse_prompt("5 hours").duration == 18000.0
+
+
+def test_a_range_is_not_a_negative_duration():
+    assert parse_prompt("2-5 minutes").duration == 300.0
+
+
+@pytest.mark.parametrize("text", ["at 0 bpm", "at 900 bpm", "at 5 bpm", "-120 bpm", "1000.5 bpm"])
+def test_tempi_outside_the_limits_are_ignored_with_a_reason(text):
+    f = parse_prompt(text)
+    assert f.bpm is None
+    (why,) = _ignored(f).values()
+    assert "20-300 bpm" in why
+
+
+def test_tempi_inside_the_limits_are_read():
+    assert parse_prompt("at 300 bpm").bpm == 300.0
+    assert parse_prompt("at 20.5 bpm").bpm == 20.5
+
+
+@pytest.mark.parametrize(
+    "text,field,first",
+    [("in C major and D minor", "key", (0, "major")), ("a 3/4 waltz in 7/8", "meter", (3, 4)),
+     ("72 bpm, no, 90 bpm", "bpm", 72.0), ("30 seconds or 2 minutes", "duration", 30.0),
+     ("no drums, with percussion", "drums", False)],
+)  # fmt: skip
+def test_the_first_of_two_values_wins_and_the_conflict_is_recorded(text, field, first):
+    f = parse_prompt(text)
+    assert getattr(f, field) == first
+    assert len(f.conflicts) == 1
+
+
+def test_the_same_value_twice_is_no_conflict():
+    assert parse_prompt("3/4 waltz in 3/4 time").conflicts == []
+
+
+def test_an_overlong_request_is_refused(monkeypatch):
+    with pytest.raises(ComposerError, match="is 2001 characters long; the longest composer reads"):
+        parse_prompt("a" * 2001)
+    monkeypatch.setenv("COMPOSER_MAX_PROMPT_CHARS", "10")
+    with pytest.raises(
+        ComposerError, match="is 12 characters long; the longest composer reads is 10"
+    ):
+        parse_prompt("slow chorale")
+
+
+def test_ignored_values_and_conflicts_reach_plan_json():
+    f = parse_prompt("a 24/7 diner in 3/0 at 900 bpm, 72 bpm or 80 bpm, 70s disco")
+    back = PromptFacts.from_json(f.to_json())
+    assert back == f and back.ignored and back.conflicts and back.era == "1970s"

@@ -93,8 +93,12 @@ def describe_transformers(
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True).eval()
+        from composer.progress import quiet_loading
+
+        with quiet_loading():
+            processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+            model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+        model.eval()
     except Exception as e:
         return _fallback(signal, describer, f"could not load ({type(e).__name__}: {e})"[:300])
     system, user = prompt_texts(signal)

@@ -24,10 +24,10 @@ import symusic
 
 from composer.config import DEFAULT_CACHE
 from composer.evaluate.metrics import METRICS, Notes, measure, notes_of
-from composer.io import atomic_path, atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
 from composer.model.export import write_midi
 from composer.model.generate import GenerationRequest, generate
+from composer.outputs import atomic_path, atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import BarControls, ScoreTokenizer
 from composer.tokens.spec import key_name

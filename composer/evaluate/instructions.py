@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.io import atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL
+from composer.outputs import atomic_write_text
 from composer.progress import ProgressFn, no_progress
 from composer.train.instructions import (
     ATTRIBUTES,

@@ -19,10 +19,10 @@ import numpy as np
 from composer.config import DEFAULT_CACHE
 from composer.evaluate.copies import REFERENCES_FILE
 from composer.evaluate.generation import held_out_openings, plans_from_held_out
-from composer.io import atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL
 from composer.model.export import write_midi
 from composer.model.generate import cached_checkpoint, generate
+from composer.outputs import atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.retrieve.features import feature_distance, symbolic_features
 from composer.retrieve.prime import PRIMER_BARS, plan_priming, reference_from_ids

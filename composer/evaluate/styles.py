@@ -31,8 +31,8 @@ from scipy.stats import binomtest
 from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.evaluate.metrics import measure, notes_of
-from composer.io import atomic_write_text
 from composer.model.checkpoint import DEFAULT_MODEL
+from composer.outputs import atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import BarControls, ScoreTokenizer
 from composer.train.data import HEADER, TokenCache

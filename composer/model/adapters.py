@@ -24,15 +24,16 @@ import dataclasses
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from composer.errors import ComposerError
-from composer.io import atomic_write_text
 from composer.model.card import write_adapter_card
 from composer.model.checkpoint import Checkpoint
+from composer.outputs import atomic_write_text, make_readable
 from composer.progress import log
 
 ADAPTERS_DIR = "adapters"
@@ -120,13 +121,14 @@ def wrap_for_training(base: Checkpoint, config: AdapterConfig, seed: int = 0):
 def save_adapter(
     peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict, extra=None
 ):
-    """Write the adapter folder atomically (``<folder>.part`` then rename); refuse > 4 MB.
+    """Write the adapter folder atomically (a staging folder, then a rename); refuse > 4 MB.
 
     ``extra(tmp)`` writes further files into the staging folder (the instruct adapter's).
     """
-    tmp = folder.with_name(folder.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if folder.exists() and not (folder / ADAPTER_META).exists():
+        raise ComposerError(folder, f"is not an adapter (no {ADAPTER_META}): not replaced")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         # The base is the folder the adapter sits in; peft would record this machine's path.
         for cfg in peft_model.peft_config.values():
@@ -147,9 +149,14 @@ def save_adapter(
         }
         atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
         write_adapter_card(tmp, folder.name)  # peft's own card is an empty template
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        make_readable(tmp)
+        if folder.exists():  # the old adapter goes aside under a name of this run's, then away
+            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=tmp.parent))
+            folder.rename(aside)
+            tmp.rename(folder)
+            shutil.rmtree(aside)
+        else:
+            tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from composer.io import atomic_write_text
 from composer.model.checkpoint import SPEC_FILE
+from composer.outputs import atomic_write_text
 from composer.train.manifest import Manifest
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import symusic
 
-from composer.io import atomic_path
+from composer.outputs import atomic_path
 from composer.tokens import ScoreTokenizer
 from composer.tokens.spec import key_name
 
@@ -31,7 +31,7 @@ def write_midi(
     score.key_signatures = [symusic.KeySignature(0, *key_signature(key))]
     for track in score.tracks:
         track.program = DEFAULT_PROGRAMS.get(track.name, 0)
-    with atomic_path(path, overwrite=overwrite) as tmp:
+    with atomic_path(path, overwrite=overwrite, kind="midi") as tmp:
         score.dump_midi(str(tmp))
     return score
 

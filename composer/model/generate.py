@@ -415,6 +415,7 @@ def generate(
 
     ``prefix``: an instruction's prefix (composer.model.instruct.Instruct.prefix), for a
     checkpoint with the instruct adapter merged."""
+    check_request(req, ckpt.tokenizer)
     req = with_style_texture(ckpt, req)
     rows, lps, speed = sample(ckpt, req, progress, prefix=prefix)
     cands = []
@@ -432,6 +433,37 @@ def generate(
         ),
     )
     return GenerationResult(req, best, cands, speed)
+
+
+_MAX_CANDIDATES = 64  # decoded as one batch: memory grows with it
+
+
+def check_request(req: GenerationRequest, tok: ScoreTokenizer, tempo: float | None = None) -> None:
+    """Refuse a request the decoder cannot serve, in one line, before any decoding.
+
+    With ``tempo`` (quarter notes per minute), also the tempo and the length in seconds
+    against :func:`composer.config.limits`."""
+    from composer.config import duration_problem, tempo_problem
+
+    problems = []
+    if req.bars < 1:
+        problems.append("at least one bar is needed")
+    if not 1 <= req.candidates <= _MAX_CANDIDATES:
+        problems.append(f"candidates must be 1 to {_MAX_CANDIDATES}, not {req.candidates}")
+    if not (math.isfinite(req.temperature) and req.temperature > 0):
+        problems.append(f"temperature must be above 0, not {req.temperature}")
+    if not 0 < req.top_p <= 1:
+        problems.append(f"top-p must be above 0 and at most 1, not {req.top_p}")
+    num, den = req.meter
+    if num not in dict(tok.spec.meters).get(den, ()):
+        problems.append(f"the vocabulary has no {num}/{den} meter")
+    if tempo is not None:
+        if why := tempo_problem(tempo):
+            problems.append(why)
+        elif why := duration_problem(req.bars * num * 4 / den * 60 / tempo):
+            problems.append(f"{req.bars} bars at {tempo:g} bpm: {why}")
+    if problems:
+        raise ComposerError(None, "; ".join(problems))
 
 
 _LOADED: dict[str, Checkpoint] = {}
@@ -496,6 +528,7 @@ def generate_midi(
             None,
             f"unknown style {req.style!r}; valid styles: " + ", ".join(ckpt.tokenizer.spec.styles),
         )
+    check_request(req, ckpt.tokenizer, tempo)
     result = generate(ckpt, req, progress, prefix=prefix)
     write_midi(ckpt.tokenizer, result.best.ids, path, tempo=tempo, key=req.key, overwrite=overwrite)
     return result

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import symusic
 
-from composer.io import atomic_path
+from composer.outputs import atomic_path
 from composer.types import Plan, VideoAnalysis
 
 _THUMBS = 8

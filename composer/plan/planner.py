@@ -8,9 +8,13 @@ beats, with a hit accent); sections follow scenes; bar intensity follows motion 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from composer.plan.request import PromptFacts
+from composer.config import duration_problem, limits, tempo_problem
+from composer.errors import ComposerError
+from composer.plan.request import PromptFacts, meter_problem
 from composer.plan.tempo import fit_tempo
 from composer.tokens import TokenizerSpec
 from composer.tokens.spec import key_name
@@ -65,6 +69,7 @@ def make_plan(
     spec = spec or TokenizerSpec()
     rng = np.random.default_rng(seed)
     facts = facts or PromptFacts(text="")
+    _check(facts, spec)
 
     # Duration: the video's, else the request's, else the default.
     if brief is not None:
@@ -137,6 +142,9 @@ def make_plan(
         cuts = [e.time for e in brief.events if e.kind == "cut" and e.strength >= STRONG_CUT]
     # An explicit tempo is kept exactly: then the last bar is cut at the end instead.
     explicit = facts.bpm is not None
+    if not explicit and (short := _whole_bars_tempo(lo, hi, duration.value, num / unit)):
+        lo = hi = short
+        why += f"; {short:g} bpm instead, so that whole bars fill the {duration.value:g} s"
     fit = fit_tempo(
         cuts,
         (lo * unit, hi * unit),
@@ -175,6 +183,40 @@ def make_plan(
         tempo_map=[_quarters(s, unit) for s in fit.segments], bars=bars,
         hit_points=hit_points, unplaced=fit.unplaced, seed=seed,
     )  # fmt: skip
+
+
+def _check(facts: PromptFacts, spec: TokenizerSpec) -> None:
+    """Refuse, in one line, a meter, tempo or duration composer cannot write.
+
+    ``parse_prompt`` never returns one (it records such words as ignored), so one here was set
+    by a caller (``--duration``, or PromptFacts built by hand); it is refused, not replaced,
+    because music other than what was asked for is worse than being told what to fix.
+    """
+    problems = [
+        facts.meter is not None and meter_problem(facts.meter, spec),
+        *(tempo_problem(bpm) for bpm in (facts.bpm, *(facts.tempo_range or ())) if bpm is not None),
+        facts.duration is not None and duration_problem(facts.duration),
+    ]
+    if why := next(filter(None, problems), None):
+        raise ComposerError(None, f"cannot plan the request: {why}")
+
+
+def _whole_bars_tempo(lo: float, hi: float, seconds: float, bar_quarters: float) -> float | None:
+    """A tempo (quarter notes per minute) at which whole bars fill ``seconds``, when none in
+    ``lo``-``hi`` (eased by the tempo fit's 8%) does: a piece of a bar or two, which would
+    otherwise run past its end. None when the range serves."""
+
+    def bars_at(bpm: float) -> float:
+        return seconds * bpm / 60 / bar_quarters
+
+    if math.floor(bars_at(hi * 1.08)) >= max(1, math.ceil(bars_at(lo * 0.92))):
+        return None
+    bound = limits()
+    fits = [n * bar_quarters * 60 / seconds for n in range(1, math.ceil(bars_at(hi)) + 1)]
+    fits = [t for t in fits if bound.min_bpm <= t <= bound.max_bpm]
+    if not fits:
+        return None
+    return round(min(fits, key=lambda t: min(abs(t - lo), abs(t - hi))), 3)
 
 
 def _quarters(seg, unit: float):

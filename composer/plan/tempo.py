@@ -16,6 +16,10 @@ import numpy as np
 
 from composer.types import TempoSegment
 
+# A bar line this close to a time counts as on it: tempi are rounded to 0.001 bpm, which over
+# hundreds of bars moves the last bar line by a few milliseconds.
+_SLACK_S = 0.01
+
 
 @dataclass
 class TempoFit:
@@ -43,12 +47,11 @@ class TempoFit:
 
     def bars_for(self, duration: float) -> int:
         """Whole bars that cover ``duration`` seconds (the last may run a little past it)."""
-        # A thousandth of a bar of slack absorbs the rounding of tempi to 0.001 bpm.
-        return max(1, math.ceil(self.beat_at(duration) / self.beats_per_bar - 1e-3))
+        return max(1, math.ceil(self.beat_at(duration - _SLACK_S) / self.beats_per_bar))
 
     def whole_bars(self, duration: float) -> int:
         """Whole bars that end by ``duration`` (at least one)."""
-        return max(1, math.floor(self.beat_at(duration) / self.beats_per_bar + 1e-3))
+        return max(1, math.floor(self.beat_at(duration + _SLACK_S) / self.beats_per_bar))
 
     @property
     def tempo(self) -> float:

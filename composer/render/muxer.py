@@ -8,15 +8,17 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import av
 
-from composer.config import RenderConfig
+from composer.config import RenderConfig, duration_words, limits
 from composer.errors import ComposerError
-from composer.io import atomic_path
+from composer.outputs import atomic_path
+from composer.process import run
 from composer.progress import log
-from composer.video.probe import probe_video
+from composer.video.probe import open_container, probe_video
 
 # Used only when the output container cannot hold the source video codec (VP8 into .mp4).
 # yuv420p (what players expect from H.264) needs even frame sizes.
@@ -62,7 +64,7 @@ def has_encoder(name: str) -> bool:
 def _container_start(path: Path) -> float:
     # ffmpeg shifts every input so that its earliest stream starts at 0; the video stream then
     # starts at (its own start - the container's start) in the output.
-    with av.open(str(path)) as container:
+    with open_container(path) as container:
         start = container.start_time
     return start / av.time_base if start is not None else 0.0
 
@@ -96,11 +98,6 @@ def _audio_graph(
     )
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    log.debug("running %s", " ".join(cmd))
-    return subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-
-
 def _reason(stderr: str) -> str:
     # ffmpeg's threaded pipeline prints the cause first, then a cascade of generic
     # "error sending frames" / "nothing was written" lines: the first line says the most.
@@ -116,7 +113,12 @@ _QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 _MOV_CODECS = {"h264", "hevc", "mpeg4", "av1", "mjpeg", "prores", "vp9"}
 
 
-def picture_for(video_path: str | Path, container: str, scratch: str | Path) -> Path:
+def picture_for(
+    video_path: str | Path,
+    container: str,
+    scratch: str | Path,
+    cancel: threading.Event | None = None,
+) -> Path:
     """The video itself if ``container`` (".mp4", ...) can hold its picture as it is, else a
     silent H.264 copy of the picture written to ``scratch``.
 
@@ -142,7 +144,7 @@ def picture_for(video_path: str | Path, container: str, scratch: str | Path) -> 
         "1",
         str(scratch),
     ]  # fmt: skip  (one core: the decoder has the other)
-    result = _run(cmd)
+    result = run(cmd, cancel)
     if result.returncode != 0:
         raise ComposerError(video_path, f"ffmpeg could not re-encode: {_reason(result.stderr)}")
     return Path(scratch)
@@ -156,6 +158,7 @@ def mux(
     original_audio_db: float | None = None,
     config: RenderConfig = RenderConfig(),  # noqa: B008 (frozen: sharing is safe)
     overwrite: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Write ``out_path``: the video's picture with ``audio_path`` as its soundtrack.
 
@@ -171,6 +174,12 @@ def mux(
         raise ComposerError(out_path, "WebM cannot hold AAC audio: write .mp4, .mov or .mkv")
     if info.duration is None:
         raise ComposerError(video_path, "declares no duration to fit the music to")
+    if info.duration > (longest := limits().max_render_s):
+        raise ComposerError(
+            video_path,
+            f"declares {duration_words(info.duration)}; the longest composer scores is "
+            f"{duration_words(longest)} (COMPOSER_MAX_RENDER_S raises it)",
+        )
     if original_audio_db is not None and not info.has_audio:
         log.warning("%s has no audio track to keep; muxing the music alone", video_path)
         original_audio_db = None
@@ -178,7 +187,7 @@ def mux(
     graph = _audio_graph(offset, info.duration, original_audio_db, config)
     ffmpeg = ffmpeg_exe()
 
-    with atomic_path(out_path, overwrite=overwrite) as tmp:
+    with atomic_path(out_path, overwrite=overwrite, kind="video") as tmp:
 
         def command(video_codec: list[str]) -> list[str]:
             return [
@@ -203,7 +212,7 @@ def mux(
                 str(tmp),
             ]
 
-        result = _run(command(["-c:v", "copy"]))
+        result = run(command(["-c:v", "copy"]), cancel)
         if result.returncode != 0 and _NO_TAG.search(result.stderr):
             if not has_encoder("libx264"):
                 raise ComposerError(
@@ -214,7 +223,7 @@ def mux(
             log.warning(
                 "%s cannot hold %s video: re-encoding it with libx264", out_path.suffix, info.codec
             )
-            result = _run(command(_FALLBACK_VIDEO))
+            result = run(command(_FALLBACK_VIDEO), cancel)
         if result.returncode != 0:
             raise ComposerError(out_path, f"ffmpeg failed: {_reason(result.stderr)}")
     log.info("muxed %s", out_path)

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import math
 import tempfile
+import threading
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +25,11 @@ from typing import IO
 import mido
 import numpy as np
 
-from composer.config import RenderConfig
+from composer.config import RenderConfig, duration_words, limits
 from composer.errors import ComposerError
-from composer.io import atomic_path
+from composer.music.midi import read_messages
+from composer.outputs import atomic_path
+from composer.process import Cancelled
 from composer.progress import ProgressFn, log, no_progress
 from composer.render.soundfont import find_soundfont
 from composer.types import RenderedAudio
@@ -57,13 +60,34 @@ _FLUID_LOG_LEVELS = [logging.ERROR, logging.WARNING, logging.WARNING, logging.DE
 _LogFunction = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
+# Each kind of message is logged once per render: a damaged file can make fluidsynth complain
+# for every one of thousands of notes ("Failed to allocate a synthesis process"), which costs
+# more than the rendering. The kind is the text before its details in parentheses.
+_LOGGED: set[str] = set()
+# An exception raised while fluidsynth's log callback ran (a signal's: SIGTERM, SIGALRM) would
+# be swallowed by ctypes; it is kept here and raised by the render loop instead.
+_DEFERRED: list[BaseException] = []
+
+
 @_LogFunction
 def _fluid_log(level: int, message: bytes, _data: int) -> None:
-    log.log(
-        _FLUID_LOG_LEVELS[level] if 0 <= level < len(_FLUID_LOG_LEVELS) else logging.DEBUG,
-        "fluidsynth: %s",
-        message.decode(errors="replace"),
-    )
+    try:
+        text = message.decode(errors="replace")
+        kind = text.split(" (", 1)[0]
+        if kind not in _LOGGED:
+            _LOGGED.add(kind)
+            log.log(
+                _FLUID_LOG_LEVELS[level] if 0 <= level < len(_FLUID_LOG_LEVELS) else logging.DEBUG,
+                "fluidsynth: %s",
+                text,
+            )
+    except BaseException as e:
+        _DEFERRED.append(e)
+
+
+def _raise_deferred() -> None:
+    if _DEFERRED:
+        raise _DEFERRED.pop()
 
 
 def load_fluidsynth() -> ModuleType:
@@ -197,26 +221,6 @@ class _Synth:
         return self.fs.get_active_voice_count()
 
 
-def _read_midi(path: Path) -> list[mido.Message]:
-    """The score's messages merged over all tracks, ``time`` = seconds since the previous one."""
-    if not path.exists():
-        raise ComposerError(path, "no such file")
-    if path.is_dir():
-        raise ComposerError(path, "is a folder, not a MIDI file")
-    try:
-        # clip=True: files in the wild carry out-of-range data bytes that players tolerate.
-        midi = mido.MidiFile(path, clip=True)
-    except Exception as e:  # mido raises OSError, EOFError, ValueError, KeyError, ...
-        raise ComposerError(path, f"not a readable MIDI file ({e or type(e).__name__})") from None
-    if midi.type == 2:
-        raise ComposerError(
-            path,
-            "is a type 2 (asynchronous) MIDI file: its tracks have no common timeline to render",
-        )
-    # Iterating a MidiFile merges the tracks and converts ticks to seconds through the tempo map.
-    return list(midi)
-
-
 class _Spill:
     """Rendered float frames, buffered, then spilled to an anonymous temporary file.
 
@@ -224,14 +228,16 @@ class _Spill:
     have tens of thousands of events, most of them milliseconds apart.
     """
 
-    def __init__(self, file: IO[bytes]):
+    def __init__(self, file: IO[bytes], cancel: threading.Event | None = None):
         self.file = file
+        self.cancel = cancel
         self.buf = np.empty(2 * _CHUNK, dtype=np.float32)
         self.used = 0  # frames waiting in buf
         self.frames = 0  # frames rendered in all
         self.peak = 0.0  # of the frames flushed so far
 
     def render(self, synth: _Synth, frames: int) -> None:
+        _raise_deferred()
         while frames > 0:
             n = min(frames, _CHUNK - self.used)
             synth.render_into(self.buf, self.used, n)
@@ -242,6 +248,8 @@ class _Spill:
                 self.flush()
 
     def flush(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled
         self._store(self.buf[: 2 * self.used])
         self.used = 0
 
@@ -330,17 +338,19 @@ def render_midi(
     config: RenderConfig = RenderConfig(),  # noqa: B008 (frozen: sharing is safe)
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
+    cancel: threading.Event | None = None,
 ) -> RenderedAudio:
     """Render a MIDI file to a 16-bit stereo WAV whose peak is ``config.peak_dbfs``.
 
     The audio starts at the score's time 0 and runs to its last event, then through the release
-    tail (at most ``config.max_tail_s``). Progress is reported in seconds of music.
+    tail (at most ``config.max_tail_s``). Progress is reported in seconds of music. A score
+    longer than ``limits().max_render_s`` is refused before anything is rendered; setting
+    ``cancel`` stops the render part-way (:class:`composer.process.Cancelled`).
     """
     midi_path, wav_path = Path(midi_path), Path(wav_path)
-    events = _read_midi(midi_path)
+    events = read_messages(midi_path)
     if not any(m.type == "note_on" and m.velocity > 0 for m in events):
         raise ComposerError(midi_path, "has no notes to render")
-    sf_path = find_soundfont(soundfont)
     sr = config.sample_rate
     total_s = 0.0
     last_note_s = 0.0
@@ -348,12 +358,22 @@ def render_midi(
         total_s += m.time
         if m.type in ("note_on", "note_off"):
             last_note_s = total_s
+    longest = limits().max_render_s
+    if total_s > longest:
+        raise ComposerError(
+            midi_path,
+            f"plays for {duration_words(total_s)} at its tempo; the longest composer renders is "
+            f"{duration_words(longest)} (COMPOSER_MAX_RENDER_S raises it)",
+        )
+    sf_path = find_soundfont(soundfont)
 
-    with atomic_path(wav_path, overwrite=overwrite) as tmp:
+    _LOGGED.clear()
+    _DEFERRED.clear()
+    with atomic_path(wav_path, overwrite=overwrite, kind="wav") as tmp:
         synth = _Synth(sr, config.synth_gain, sf_path)
         try:
             with tempfile.TemporaryFile(dir=tmp.parent) as spill_file:
-                spill = _Spill(spill_file)
+                spill = _Spill(spill_file, cancel)
                 _render_events(synth, events, spill, sr, total_s, progress)
                 _render_tail(synth, spill, sr, total_s + config.max_tail_s)
                 if spill.peak == 0.0:

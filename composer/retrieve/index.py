@@ -256,8 +256,7 @@ def _under(key: str, root: str) -> bool:
 
 def _entry(piece, job: _Job, bundle: dict) -> tuple[PieceMeta, np.ndarray]:
     """The metadata (with its description) and the feature vector of one parsed piece."""
-    import symusic
-
+    from composer.music.midi import read_score
     from composer.train.corpus import piece_identities
     from composer.train.scores import bar_lines
 
@@ -275,7 +274,7 @@ def _entry(piece, job: _Job, bundle: dict) -> tuple[PieceMeta, np.ndarray]:
         title = Path(job.rel).stem.replace("_", " ")
     programs: tuple[int, ...] = ()
     if job.path.suffix.lower() in (".mid", ".midi"):
-        midi = symusic.Score(str(job.path))
+        midi = read_score(job.path)
         programs = tuple(t.program for t in midi.tracks if not t.is_drum and len(t.notes))
     meta = PieceMeta(
         id=piece.id,

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.io import atomic_path
+from composer.outputs import atomic_path
 from composer.retrieve.features import FEATURE_DIM, FEATURE_VERSION
 
 FORMAT = 1
@@ -308,12 +308,13 @@ def load_piece(meta: PieceMeta, *, expand_repeats: bool = True):
 
 
 def _abc_tune(path: Path, meta: PieceMeta, expand_repeats: bool):
-    from music21 import converter, stream
+    from music21 import stream
 
+    from composer.music.m21 import music21_converter
     from composer.train.scores import from_music21
 
     try:
-        score = converter.parse(path, number=int(meta.tune))
+        score = music21_converter().parse(path, number=int(meta.tune))
     except Exception:  # music21 raises many types for a tune it cannot find or read
         return None
     if not isinstance(score, stream.Score) or (

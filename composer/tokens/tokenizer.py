@@ -27,7 +27,7 @@ import symusic
 from miditok import REMI, TokenizerConfig
 
 from composer.errors import ComposerError
-from composer.io import atomic_write_text
+from composer.outputs import atomic_write_text
 from composer.tokens.spec import MAJOR_KEYS, MINOR_KEYS, TokenizerSpec, key_name
 
 FORMAT = "composer-tokenizer/1"

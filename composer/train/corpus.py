@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from music21 import common, converter, stream
+from music21 import common, stream
 
+from composer.errors import ComposerError
+from composer.music.m21 import music21_converter
 from composer.progress import ProgressFn, no_progress
 from composer.train.scores import (
     FORMATS,
@@ -280,11 +282,11 @@ def _pieces_of_file(
 ) -> Iterator[CorpusPiece | SkippedPiece]:
     """The pieces of one score file; an ABC opus is parsed once for all its tunes."""
     try:
-        parsed = converter.parse(path)
+        parsed = music21_converter().parse(path)
         if isinstance(parsed, stream.Opus) and collection in _VOICE_PER_TUNE:
             parsed = parsed.mergeScores()
     except Exception as exc:  # a parser error of any kind skips the file, never the run
-        yield SkippedPiece(rel, f"parse failed: {type(exc).__name__}: {exc}"[:300])
+        yield SkippedPiece(rel, f"cannot be read as a score ({_reason(exc)})")
         return
     if isinstance(parsed, stream.Opus):
         tunes = [(f"{rel}#{_tune_number(s, i)}", s) for i, s in enumerate(parsed.scores)]
@@ -300,7 +302,13 @@ def _pieces_of_file(
                 score, piece_id, collection=collection, style=style, expand_repeats=expand_repeats
             )
         except Exception as exc:
-            yield SkippedPiece(piece_id, f"{type(exc).__name__}: {exc}"[:300])
+            yield SkippedPiece(piece_id, _reason(exc))
+
+
+def _reason(exc: Exception) -> str:
+    """A parser's complaint in a line: its first line, without the exception's class name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
 
 
 def _tune_number(score: stream.Score, index: int) -> str:
@@ -343,5 +351,7 @@ def _identities(piece: CorpusPiece) -> list[str]:
 def _midi_piece(path: Path, rel: str, collection: str, style: str) -> CorpusPiece | SkippedPiece:
     try:
         return from_midi(path, rel, collection, style)
+    except ComposerError as exc:  # read_score's words for a damaged file
+        return SkippedPiece(rel, exc.problem)
     except Exception as exc:  # a broken file is skipped, never the run
-        return SkippedPiece(rel, f"{type(exc).__name__}: {exc}"[:300])
+        return SkippedPiece(rel, _reason(exc))

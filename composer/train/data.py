@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError
-from composer.io import atomic_path, atomic_write_text
+from composer.outputs import atomic_path, atomic_write_text
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
 from composer.tokens.tokenizer import PITCH, PROGRAM

@@ -257,7 +257,7 @@ def refit_reader(
     returns its accuracy on held-out phrasings, also recorded in instruct.json."""
     import json
 
-    from composer.io import atomic_path, atomic_write_text
+    from composer.outputs import atomic_path, atomic_write_text
 
     folder = adapter_path(model, INSTRUCT)
     meta_path = folder / "instruct.json"

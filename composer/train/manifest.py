@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from composer.io import atomic_write_text
+from composer.outputs import atomic_write_text
 
 if TYPE_CHECKING:
     from composer.train.corpus import SkippedPiece

@@ -25,7 +25,6 @@ from music21 import (
     bar,
     chord,
     dynamics,
-    environment,
     expressions,
     harmony,
     key,
@@ -37,18 +36,15 @@ from music21 import (
     tempo,
 )
 
+from composer.errors import ComposerError
+from composer.music.midi import read_score
+
 TPQ = 480
 ROLES = ("melody", "harmony1", "harmony2", "harmony3", "harmony4", "bass")
 MELODY, BASS = 0, len(ROLES) - 1
 USER_STYLE = "user"  # the style of a user's own files when they name none
 # Score formats read, best first: where one work exists in several, the corpus keeps the first.
 FORMATS = (".mxl", ".musicxml", ".xml", ".krn", ".abc")
-
-# music21 pickles every parsed file; keep those pickles in the project's cache folder. Set in
-# memory only: environment.set() and UserSettings would write ~/.music21rc.
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "music21"
-CACHE_DIR.mkdir(parents=True, exist_ok=True)
-environment.Environment()["directoryScratch"] = str(CACHE_DIR)
 
 _MAX_REPEAT_GROWTH = 4.0  # more than this many plays per written note is a misread repeat
 _TOL = 2  # ticks: offsets that differ by less are the same instant (rounding to TPQ)
@@ -521,7 +517,7 @@ KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69,
 def from_midi(path: Path, rel: str, collection: str, style: str) -> CorpusPiece:
     """A MIDI file: drums dropped, roles from each track's mean pitch, its own meters and keys
     (a key estimated from the notes where the file names none)."""
-    midi = symusic.Score(str(path))
+    midi = read_score(path)
     if midi.ticks_per_quarter != TPQ:
         midi = midi.resample(TPQ, min_dur=1)
     sources = []
@@ -538,7 +534,7 @@ def from_midi(path: Path, rel: str, collection: str, style: str) -> CorpusPiece:
             ]
         )
     if not sources:
-        raise ValueError("no pitched notes")
+        raise ComposerError(path, "has no pitched notes")
     out = symusic.Score(TPQ)
     for track in _role_tracks(sources):
         out.tracks.append(track)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -49,6 +50,8 @@ def analyze(
         total = info.duration
         count, last_time, intervals = 0, 0.0, []
         prev = None
+        # closing(): on any exception (Ctrl-C, SIGTERM, an error) the decoding thread is
+        # stopped and joined before the container closes under it.
         frames = decode_frames(
             container,
             info,
@@ -56,22 +59,23 @@ def analyze(
             cfg.keyframe_width,
             still_every=KeyframeSampler.FIRST_INTERVAL_S,
         )
-        for frame in frames:
-            dpix = 0.0 if prev is None else _mean(cv2.absdiff(frame.bgr, prev))
-            prev = frame.bgr
-            if scenes.add(frame.time, frame.pts, frame.bgr, frame.grey, dpix):
-                keys.scene_change()
-            if colour.due(frame.time):
-                colour.add(frame.time, frame.bgr)
-            if motion.due(frame.time):
-                motion.add(frame.time, frame.grey)
-            if frame.still is not None and keys.due(frame.time):
-                keys.add(frame.time, frame.still, scenes.brightness[-1] / 255.0)
-            if count:
-                intervals.append(frame.time - last_time)
-            count, last_time = count + 1, frame.time
-            if count % 30 == 0:
-                progress("analyze", frame.time, total)
+        with contextlib.closing(frames):
+            for frame in frames:
+                dpix = 0.0 if prev is None else _mean(cv2.absdiff(frame.bgr, prev))
+                prev = frame.bgr
+                if scenes.add(frame.time, frame.pts, frame.bgr, frame.grey, dpix):
+                    keys.scene_change()
+                if colour.due(frame.time):
+                    colour.add(frame.time, frame.bgr)
+                if motion.due(frame.time):
+                    motion.add(frame.time, frame.grey)
+                if frame.still is not None and keys.due(frame.time):
+                    keys.add(frame.time, frame.still, scenes.brightness[-1] / 255.0)
+                if count:
+                    intervals.append(frame.time - last_time)
+                count, last_time = count + 1, frame.time
+                if count % 30 == 0:
+                    progress("analyze", frame.time, total)
     if count == 0:
         raise ComposerError(path, "has a video stream but no frames (a zero length video)")
     # The last frame is shown for one frame interval (the median, robust to VFR gaps).
@@ -105,6 +109,7 @@ def analyze(
         keyframes=keys.finish(scene_list),
         variable_frame_rate=vfr,
         has_audio=info.has_audio,
+        rotation=info.rotation,
     )
     log.info(
         "%s: %.2f s, %d frames, %d cuts/fades, %d beats",

@@ -5,7 +5,8 @@ OpenCV release the GIL, so the two overlap on two cores). For 4:2:0 video the pl
 with OpenCV's area filter and converted at the small size, which is about twice as fast as
 libswscale converting at full size. Frames carry their presentation time (seconds from the first
 frame), so variable frame rates and non-zero start times need no special case downstream. At
-most ``_QUEUE`` frames are alive at once.
+most ``_QUEUE`` frames are alive at once. Frames are turned upright as players show them (the
+stream's display matrix), so a phone video is measured and keyframed the way it is watched.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from composer.video.probe import VideoInfo, _reason
 
 _QUEUE = 16
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+# cv2.rotate's code for each clockwise display rotation.
+_TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 @dataclass
@@ -31,13 +34,13 @@ class Frame:
     index: int
     time: float  # seconds from the first frame's presentation time
     pts: int  # in the stream's time base (for PySceneDetect timecodes)
-    bgr: np.ndarray  # (h, w, 3) uint8, square pixels
-    grey: np.ndarray  # (h, w) uint8 luma, full range
+    bgr: np.ndarray  # (h, w, 3) uint8, square pixels, upright as displayed
+    grey: np.ndarray  # (h, w) uint8 luma, full range, upright
     still: np.ndarray | None = None  # (H, W, 3) uint8 RGB at still size, every ``still_every`` s
 
 
 def analysis_size(info: VideoInfo, width: int) -> tuple[int, int]:
-    """(w, h) of analysis frames: at most ``width`` wide, square pixels, multiples of 4."""
+    """(w, h) of upright analysis frames: at most ``width`` wide, square pixels, multiples of 4."""
     display_w = info.width * info.pixel_aspect
     w = max(4, min(width, round(display_w)) // 4 * 4)
     h = max(4, round(w * info.height / display_w / 4) * 4)
@@ -105,7 +108,11 @@ def _timed_frames(
     step = 1.0 / info.average_rate if info.average_rate else 1.0 / 25
     index = 0
     guess = _PtsGuesser()
-    (still_w, still_h), still_every = still
+    still_size, still_every = still
+    turn = _TURNS.get(info.rotation)
+    # Scale the coded picture to the size that, once turned, is the displayed size.
+    if info.rotation % 180:
+        size, still_size = size[::-1], still_size[::-1]
     last_still = -1e9
     try:
         for frame in container.decode(stream):
@@ -123,8 +130,9 @@ def _timed_frames(
             bgr, grey = _scaled(frame, size)
             rgb = None
             if time - last_still >= still_every:
-                rgb = _still(frame, (still_w, still_h))
+                rgb = _upright(_still(frame, still_size), turn)
                 last_still = time
+            bgr, grey = _upright(bgr, turn), _upright(grey, turn)
             yield Frame(index=index, time=time, pts=int(pts), bgr=bgr, grey=grey, still=rgb)
             index += 1
     except av.error.FFmpegError as e:
@@ -152,6 +160,10 @@ def _still(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     if planes is None:
         return frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
     return cv2.cvtColor(_small_i420(planes, size), cv2.COLOR_YUV2RGB_I420)
+
+
+def _upright(image: np.ndarray, turn: int | None) -> np.ndarray:
+    return image if turn is None else cv2.rotate(image, turn)
 
 
 def _yuv420_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...] | None:

@@ -11,6 +11,10 @@ import av
 
 from composer.errors import ComposerError
 
+# Packets read for the first frame's display matrix (decoders may hold a few back for
+# reordering) before the picture counts as upright.
+_ROTATION_PACKETS = 64
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -25,6 +29,16 @@ class VideoInfo:
     average_rate: float | None
     codec: str
     has_audio: bool
+    # Degrees clockwise that players turn the coded picture (its display matrix): 0, 90, 180 or
+    # 270. width, height and pixel_aspect above describe the picture as displayed, turned.
+    rotation: int = 0
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open ``path`` for reading with PyAV: every read of a media file goes through here."""
+    # PyAV decodes metadata strictly as UTF-8 by default, so one Latin-1 title would make a
+    # playable video unreadable; nothing here needs the exact text.
+    return av.open(str(path), mode="r", metadata_errors="replace")
 
 
 @contextlib.contextmanager
@@ -38,7 +52,7 @@ def open_video(path: str | Path) -> Iterator[tuple[av.container.InputContainer, 
     if path.stat().st_size == 0:
         raise ComposerError(path, "is empty (0 bytes)")
     try:
-        container = av.open(str(path), mode="r")
+        container = open_container(path)
     except av.error.EOFError:
         raise ComposerError(path, "ends before any video data (zero length or truncated)") from None
     except av.error.FFmpegError as e:
@@ -75,19 +89,52 @@ def _info(path: Path, container: av.container.InputContainer) -> VideoInfo:
     else:
         duration = None
     rate = stream.average_rate or stream.guessed_rate
+    width, height, aspect = ctx.width, ctx.height, float(sar) if sar else 1.0
+    rotation = _rotation(path, stream.index)
+    if rotation % 180:  # on its side: a pixel sar wide and 1 high shows 1 wide and sar high
+        width, height, aspect = height, width, 1 / aspect
     return VideoInfo(
         path=str(path),
-        width=ctx.width,
-        height=ctx.height,
-        pixel_aspect=float(sar) if sar else 1.0,
+        width=width,
+        height=height,
+        pixel_aspect=aspect,
         start_time=start,
         duration=duration,
         average_rate=float(rate) if rate else None,
         codec=ctx.name,
         has_audio=bool(container.streams.audio),
+        rotation=rotation,
     )
+
+
+def _rotation(path: Path, index: int) -> int:
+    """Degrees clockwise that players turn stream ``index``'s picture, to the nearest quarter turn.
+
+    PyAV exposes the display matrix only on decoded frames, so this decodes the first frame in a
+    container of its own (the caller's has not been read yet). A damaged start counts as upright:
+    the decoding pass reports it.
+    """
+    try:
+        with open_container(path) as container:
+            stream = container.streams[index]
+            for n, packet in enumerate(container.demux(stream)):
+                for frame in packet.decode():
+                    # frame.rotation is counter-clockwise, in -180..180 (FFmpeg's convention).
+                    return round(-frame.rotation / 90) % 4 * 90
+                if n >= _ROTATION_PACKETS:
+                    break
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+# FFmpeg's words for what it found, in a user's words.
+_FFMPEG_WORDS = {
+    "Invalid data found when processing input": "its data is not valid: damaged, or not a video",
+}
 
 
 def _reason(e: Exception) -> str:
     msg = getattr(e, "strerror", None) or str(e)
-    return msg.splitlines()[0].strip() if msg else type(e).__name__
+    msg = msg.splitlines()[0].strip() if msg else type(e).__name__
+    return _FFMPEG_WORDS.get(msg, msg)

@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio_ffmpeg
 
 from composer.errors import ComposerError
-from composer.io import atomic_path
+from composer.outputs import atomic_path
 
 # Moving lavfi sources that look unlike each other (colour, texture, motion). The random ones
 # get fixed seeds, colours and points, so the same shots always give the same frames.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from composer.io import atomic_path
+from composer.outputs import atomic_path
 from composer.types import VideoAnalysis
 
 _MAX_THUMBS = 10

@@ -1,0 +1,1 @@
+"""What every stage needs to know about music: reading scores and MIDI files."""
