@@ -68,38 +68,28 @@ class GenerateBench:
     model: str
     candidates: int
     bars: int
-    loop_tokens: int  # composer's decoding loop over transformers' forward
-    loop_s: float
-    fast_tokens: int  # the same loop over FastDecoder with drafts (the default for Mixtral)
+    fast_tokens: int  # composer's decoding loop: the lean decoder with drafts (Mixtral)
     fast_s: float
-    plain_tokens: int  # model.generate
+    plain_tokens: int  # model.generate, the reference
     plain_s: float
 
     @property
     def ratio(self) -> float:
-        """Tokens/s of the default (lean) path over model.generate's."""
+        """Tokens/s of composer's loop over model.generate's."""
         return (self.fast_tokens / self.fast_s) / (self.plain_tokens / self.plain_s)
-
-    @property
-    def loop_ratio(self) -> float:
-        return (self.loop_tokens / self.loop_s) / (self.plain_tokens / self.plain_s)
 
     def report(self) -> str:
         return "\n".join([
             f"model: {self.model}; {self.candidates} candidates x {self.bars} bars; four requests "
             "(chorale 4/4, folk 6/8, fiddle 2/4, quartet 3/4), the same prompts and constraints "
-            "for every path",
-            f"composer loop, transformers forward + KV cache:           "
-            f"{self.loop_tokens / self.loop_s:8.1f} tokens/s ({self.loop_tokens} in "
-            f"{self.loop_s:.2f} s)",
-            f"composer loop, lean forward + drafts verified (default):  "
+            "for both",
+            f"composer's loop (lean forward, drafts verified):  "
             f"{self.fast_tokens / self.fast_s:8.1f} tokens/s ({self.fast_tokens} in "
             f"{self.fast_s:.2f} s)",
-            f"plain model.generate (same processors):                   "
+            f"plain model.generate (same processors):           "
             f"{self.plain_tokens / self.plain_s:8.1f} tokens/s ({self.plain_tokens} in "
             f"{self.plain_s:.2f} s)",
-            f"speed-up over model.generate: lean (default) {self.ratio:.2f}x, "
-            f"transformers forward {self.loop_ratio:.2f}x",
+            f"speed-up over model.generate: {self.ratio:.2f}x",
         ])  # fmt: skip
 
 
@@ -121,17 +111,13 @@ def bench_generate(
     import torch
 
     from composer.model import load_checkpoint
-    from composer.model.generate import (
-        GenerationRequest,
-        decoding_threads,
-        processors,
-        sample,
-        uniform_controls,
-    )
+    from composer.model.decode import decoding_threads, processors, sample
+    from composer.model.generate import uniform_controls
+    from composer.types import GenerationRequest
 
     ckpt = load_checkpoint(model)
     tok = ckpt.tokenizer
-    timed = {False: [0, 0.0], True: [0, 0.0], "plain": [0, 0.0]}
+    timed = {"fast": [0, 0.0], "plain": [0, 0.0]}
     for i, (style, key, meter) in enumerate(_BENCH_REQUESTS):
         req = GenerationRequest(
             style=style,
@@ -142,13 +128,12 @@ def bench_generate(
             seed=seed + i,
         )
         header = len(tok.header(req.style, req.key))
-        for fast in (False, True):
-            if i == 0:  # warm up each path once
-                sample(ckpt, dataclasses.replace(req, controls=req.controls[:1]), fast=fast)
-            t0 = time.perf_counter()
-            rows, _, _ = sample(ckpt, req, fast=fast)
-            timed[fast][0] += sum(len(r) - header for r in rows)
-            timed[fast][1] += time.perf_counter() - t0
+        if i == 0:  # warm up once
+            sample(ckpt, dataclasses.replace(req, controls=req.controls[:1]))
+        t0 = time.perf_counter()
+        rows, _, _ = sample(ckpt, req)
+        timed["fast"][0] += sum(len(r) - header for r in rows)
+        timed["fast"][1] += time.perf_counter() - t0
         # model.generate writes as many tokens as composer's longest row, in every row.
         new = max(len(r) for r in rows) - header
         ids = torch.tensor([tok.header(req.style, req.key)] * candidates)
@@ -167,7 +152,7 @@ def bench_generate(
             )
         timed["plain"][0] += (out.shape[1] - header) * candidates
         timed["plain"][1] += time.perf_counter() - t0
-    return GenerateBench(str(model), candidates, bars, *timed[False], *timed[True], *timed["plain"])
+    return GenerateBench(str(model), candidates, bars, *timed["fast"], *timed["plain"])
 
 
 @dataclass(frozen=True)
@@ -197,7 +182,7 @@ def bench_compose(path: str | Path, model: str | Path | None = None, seed: int =
     """Time ``compose`` on ``path`` into a scratch folder, from a cold start of the model."""
     import tempfile
 
-    from composer.model.generate import forget_checkpoints
+    from composer.model.checkpoint import forget_checkpoints
     from composer.pipeline import compose
 
     forget_checkpoints()
@@ -216,7 +201,6 @@ class SearchBench:
     scoring_ms: list[float]  # the same queries without the text embedding
     build_pieces: int  # real corpus pieces indexed for the build rate
     build_s: float
-    storage: list[tuple[str, float, float, float]]  # (format, MB, write s, open s)
     load: float  # the machine's 1-minute load average when the benchmark started
 
     def report(self) -> str:
@@ -231,11 +215,7 @@ class SearchBench:
             f"index build rate: {self.build_pieces / self.build_s:.2f} pieces/s "
             f"({self.build_pieces} corpus pieces in {self.build_s:.1f} s, one process)",
             f"load average (1 min) at the start: {self.load:.2f} on {os.cpu_count()} CPUs",
-            "storage of the same entries:",
         ]
-        for name, mb, write, read in self.storage:
-            lines.append(f"  {name:30s} {mb:6.2f} MB  write {write * 1000:5.0f} ms  "
-                         f"open {read * 1000:5.0f} ms")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -243,20 +223,19 @@ SEARCH_TARGET_MS = 50.0
 
 
 def bench_search(pieces: int = 20_000, queries: int = 50, build_files: int = 20, seed: int = 0):
-    """Query latency over a synthetic library, storage formats side by side, and the build
+    """Query latency over a synthetic library, and the build
     rate of ``index`` over the first ``build_files`` Bach chorales of music21's corpus."""
     import tempfile
 
+    from composer.music.corpus import corpus_files
     from composer.retrieve.index import index
     from composer.retrieve.library import Library
     from composer.retrieve.search import _embed, _lexical, parse_query, search
-    from composer.train.corpus import corpus_files
 
     load = os.getloadavg()[0]
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         lib = _synthetic_library(Path(tmp) / "synthetic", pieces, rng)
-        storage = _storage_bench(lib, Path(tmp))
         lib = Library.open(lib.folder)
         texts = [_synthetic_query(lib, rng) for _ in range(queries)]
         search(lib, texts[0])  # loads the sentence model and builds the word index
@@ -275,7 +254,7 @@ def bench_search(pieces: int = 20_000, queries: int = 50, build_files: int = 20,
         files = [path for _, path in corpus_files(["bach"])[:build_files]]
         report = index(files, Path(tmp) / "built")
     return SearchBench(
-        pieces, queries, latencies, scoring, report.pieces_added, report.seconds, storage, load
+        pieces, queries, latencies, scoring, report.pieces_added, report.seconds, load
     )
 
 
@@ -322,87 +301,3 @@ def _synthetic_query(lib, rng: np.random.Generator) -> str:
 
     p = lib.pieces[int(rng.integers(len(lib)))]
     return f"{p.title}, a {p.style} piece in {key_words(p.tonic, p.mode)}, {p.meter}, {p.bars} bars"
-
-
-def _storage_bench(lib, tmp: Path) -> list[tuple[str, float, float, float]]:
-    """Write and read the same entries as npz (what the library uses), sqlite and parquet."""
-    import dataclasses
-    import json
-    import sqlite3
-
-    from composer.retrieve.library import Library, PieceMeta
-
-    tuples = ("programs", "identities")
-    out = []
-    t0 = time.perf_counter()
-    lib.save()
-    write = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    Library.open(lib.folder)
-    out.append(("numpy npz + gzip JSON (used)", lib.path.stat().st_size / 1e6, write,
-                time.perf_counter() - t0))  # fmt: skip
-
-    rows = [dataclasses.astuple(p) for p in lib.pieces]
-    names = [f.name for f in dataclasses.fields(lib.pieces[0])]
-    path = tmp / "library.sqlite"
-    t0 = time.perf_counter()
-    con = sqlite3.connect(path)
-    con.execute(f"create table pieces ({', '.join(names)}, emb blob, scale real, feat blob)")
-    con.executemany(
-        f"insert into pieces values ({', '.join('?' * (len(names) + 3))})",
-        [
-            tuple(json.dumps(v) if isinstance(v, tuple) else v for v in row)
-            + (lib.emb_q[i].tobytes(), float(lib.emb_scale[i]), lib.features[i].tobytes())
-            for i, row in enumerate(rows)
-        ],
-    )
-    con.commit()
-    con.close()
-    write = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    con = sqlite3.connect(path)
-    got = con.execute("select * from pieces").fetchall()
-    con.close()
-    np.frombuffer(b"".join(r[-3] for r in got), np.int8).reshape(len(got), -1)
-    np.frombuffer(b"".join(r[-1] for r in got), np.float16).reshape(len(got), -1)
-    for r in got:
-        values = dict(zip(names, r, strict=False))
-        PieceMeta(**{k: tuple(json.loads(v)) if k in tuples else v for k, v in values.items()})
-    out.append(("sqlite, one table, blobs", path.stat().st_size / 1e6, write,
-                time.perf_counter() - t0))  # fmt: skip
-    out.append(_parquet_bench(lib, names, rows, tmp / "library.parquet"))
-    return out
-
-
-def _parquet_bench(lib, names: list[str], rows: list[tuple], path: Path):
-    """The same entries as one parquet file, where pyarrow is installed (not a dependency)."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        return ("parquet: pyarrow not installed", float("nan"), float("nan"), float("nan"))
-    columns = {n: [list(r[i]) if isinstance(r[i], tuple) else r[i] for r in rows]
-               for i, n in enumerate(names)}  # fmt: skip
-    n = len(rows)
-    t0 = time.perf_counter()
-    table = pa.table(
-        {
-            **columns,
-            "emb": pa.FixedSizeListArray.from_arrays(
-                pa.array(lib.emb_q.ravel()), lib.emb_q.shape[1]
-            ),
-            "scale": lib.emb_scale,
-            "feat": pa.FixedSizeListArray.from_arrays(
-                pa.array(lib.features.ravel()), lib.features.shape[1]
-            ),
-        }
-    )
-    pq.write_table(table, path)
-    write = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    table = pq.read_table(path)
-    table.column("emb").combine_chunks().flatten().to_numpy().reshape(n, -1)
-    table.column("feat").combine_chunks().flatten().to_numpy().reshape(n, -1)
-    table.drop(["emb", "feat", "scale"]).to_pylist()
-    return (f"parquet (pyarrow {pa.__version__})", path.stat().st_size / 1e6, write,
-            time.perf_counter() - t0)  # fmt: skip

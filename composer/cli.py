@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from composer.cli_measure import add_commands as add_measure_commands
-from composer.config import DEFAULT_CACHE
+from composer.cli_train import add_train_command
 from composer.errors import ComposerError
 from composer.outputs import Outputs
 from composer.process import Terminated, signals_as_exceptions
@@ -37,6 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as e:
         print(f"composer: stopped by {e}", file=sys.stderr)
         return 128 + e.signum
+
+
+def _levels(text: str) -> list[int]:
+    """--intensity: comma-separated integers."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated levels: {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bars", type=int, default=16)
     g.add_argument(
         "--intensity",
+        type=_levels,
         help="per-bar intensity 0-3, comma separated, cycled (e.g. 1,1,2,3; default: 1)",
     )
     g.add_argument(
@@ -172,74 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     c.set_defaults(run=_compose)
 
-    t = sub.add_parser("train", help="train the decoder on the music21 corpus or your folders")
-    t.add_argument(
-        "--data",
-        type=Path,
-        nargs="*",
-        help="folders of MIDI, MusicXML, ABC or Humdrum (default: music21's corpus)",
-    )
-    t.add_argument("--config", type=Path, help="TrainConfig as JSON")
-    t.add_argument(
-        "--cache",
-        type=Path,
-        default=DEFAULT_CACHE,
-        help="token cache folder (built when missing)",
-    )
-    t.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
-    t.add_argument("--minutes", type=float, help="stop after this long (and save)")
-    t.add_argument("--epochs", type=float, help="passes over the training tokens")
-    t.add_argument("--resume", action="store_true", help="continue from the saved state")
-    t.add_argument(
-        "--workers",
-        type=int,
-        default=min(8, os.cpu_count() or 1),
-        help="processes that parse the corpus when the token cache is built",
-    )
-    t.add_argument(
-        "--style", default="other", help="style token for the pieces in --data (default: other)"
-    )
-    t.add_argument(
-        "--adapter",
-        metavar="NAME",
-        help="train a LoRA style adapter NAME from --model, saved in MODEL/adapters/NAME "
-        "(without --data, NAME is a style and the corpus' pieces of that style are used)",
-    )
-    t.add_argument(
-        "--instruct",
-        action="store_true",
-        help="train the instruct adapter (prefix vectors from a MiniLM embedding of the "
-        "instruction, with LoRA, and the instruction reader) from --model on the corpus cache",
-    )
-    t.add_argument(
-        "--reader-only",
-        action="store_true",
-        help="with --instruct: fit the instruction reader again, leaving the decoder's adapter",
-    )
-    t.add_argument(
-        "--guidance",
-        type=float,
-        default=1.0,
-        metavar="G",
-        help="with --adapter: the scale of the guidance away from the style's nearest "
-        "neighbour that decoding with the adapter uses (default 1: none; see README)",
-    )
-    t.add_argument(
-        "--against",
-        metavar="STYLE",
-        help="with --adapter: guide away from this style instead of the nearest one",
-    )
-    t.add_argument(
-        "--guidance-only",
-        action="store_true",
-        help="with --adapter: measure the neighbour again and save --guidance, leaving the "
-        "adapter's weights",
-    )
-    t.add_argument(
-        "--model", type=Path, help="base checkpoint for --adapter/--instruct (default: shipped)"
-    )
-    t.add_argument("--force", action="store_true", help="replace an existing adapter")
-    t.set_defaults(run=_train)
+    add_train_command(sub)
 
     ix = sub.add_parser("index", help="stage 4: add pieces to a reference library (incremental)")
     ix.add_argument(
@@ -287,11 +228,8 @@ def _analyze(args: argparse.Namespace) -> int:
         analysis_tmp = outputs.file(args.output, "json")
         plot_tmp = outputs.file(args.plot, "png") if args.plot else None
         frames_tmp = outputs.folder(args.keyframes) if args.keyframes else None
-        progress, close = progress_bar()
-        try:
+        with progress_bar() as progress:
             result = analyze(args.video, progress=progress)
-        finally:
-            close()
         analysis_tmp.write_text(result.to_json() + "\n")
         if plot_tmp:
             plot_timeline(result, plot_tmp, overwrite=True)
@@ -318,13 +256,10 @@ def _render(args: argparse.Namespace) -> int:
     with Outputs(force=args.force) as outputs:  # the WAV and the video land together, or neither
         wav_tmp = outputs.file(wav, "wav")
         video_tmp = outputs.file(args.out_video, "video") if args.out_video else None
-        progress, close = progress_bar()
-        try:
+        with progress_bar() as progress:
             audio = render_midi(
                 args.score, wav_tmp, soundfont=args.soundfont, overwrite=True, progress=progress
             )
-        finally:
-            close()
         if video_tmp:
             mux(
                 args.video,
@@ -343,121 +278,42 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from composer.model.generate import generate
+    from composer.music.keys import key_name
+
     with Outputs(force=args.force) as outputs:  # checked before the model loads
-        return _generate_into(args, outputs.file(args.output, "midi"))
-
-
-def _generate_into(args: argparse.Namespace, midi_tmp: Path) -> int:
-    from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.model.generate import GenerationRequest, generate_midi, uniform_controls
-    from composer.tokens import STYLES, parse_key
-    from composer.tokens.spec import key_name
-
-    if args.style not in STYLES:
-        raise ComposerError(
-            None, f"unknown style {args.style!r}; valid styles: " + ", ".join(STYLES)
-        )
-    try:
-        key = parse_key(args.key) if args.key else None
-        meter = tuple(int(x) for x in args.meter.split("/")) if args.meter else None
-        levels = [int(x) for x in args.intensity.split(",")] if args.intensity else None
-    except ValueError as e:
-        raise ComposerError(
-            None, str(e) if "valid" in str(e) else f"bad --meter or --intensity ({e})"
-        ) from None
-    if meter is not None:
-        _check_meter(*meter)
-    if levels is not None and not all(0 <= v <= 3 for v in levels):
-        raise ComposerError(None, "--intensity levels are 0, 1, 2 or 3")
-    tempo = args.tempo
-    if args.adapter == "instruct" and not args.instruction:
-        raise ComposerError(None, "--adapter instruct conditions on --instruction TEXT; give one")
-    if args.adapter == "instruct" and args.style_guidance not in (None, 1.0):
-        raise ComposerError(None, "style guidance steers a style adapter, not an instruction")
+        midi = outputs.file(args.output, "midi")
+        with progress_bar() as progress:
+            res = generate(
+                style=args.style, key=args.key, meter=args.meter, tempo=args.tempo,
+                bars=args.bars, intensity=args.intensity, instruction=args.instruction,
+                seed=args.seed, candidates=args.candidates, temperature=args.temperature,
+                top_p=args.top_p, reference=args.reference, model=args.model,
+                adapter=None if args.adapter == "none" else args.adapter,
+                style_guidance=args.style_guidance, output=midi, overwrite=True,
+                progress=progress,
+            )  # fmt: skip
     if args.instruction:
-        from composer.model.instruct import read_instruction
-
-        reading, confidence, ctl = read_instruction(
-            args.instruction, args.model or DEFAULT_MODEL,
-            key=key, meter=meter, tempo=tempo, intensity=levels,
-        )  # fmt: skip
-        said = ", ".join(f"{a} {v} ({confidence[a]:.2f})" for a, v in reading.stated().items())
+        said = ", ".join(f"{a} {v} ({p:.2f})" for a, (v, p) in res.reading.items())
         print(f"instruction read as: {said or 'no attribute'}")
-        key, meter, tempo, levels = ctl.key, ctl.meter, ctl.tempo, ctl.intensity
-        roles, tilt, well = ctl.roles, ctl.register_tilt, ctl.register_well
-    else:
-        roles, tilt, well = None, 0.0, 0.0
-    key, (num, den) = key or (0, "major"), meter or (4, 4)
-    tempo, levels = 100.0 if tempo is None else tempo, list(levels or [1])
-    req = GenerationRequest(
-        style=args.style,
-        key=key,
-        meter=(num, den),
-        controls=uniform_controls(args.bars, levels),
-        seed=args.seed,
-        candidates=args.candidates,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        roles=roles,
-        register_tilt=tilt,
-        register_well=well,
-    )
-    progress, close = progress_bar()
-    options = dict(
-        tempo=tempo,
-        model=args.model or DEFAULT_MODEL,
-        adapter=None if args.adapter in ("none", "instruct") else args.adapter,
-        style_guidance=args.style_guidance,
-        instruction=args.instruction if args.adapter == "instruct" else None,
-        overwrite=True,
-        progress=progress,
-    )
-    try:
-        reference = args.reference
-        if reference == "auto":
-            from composer.model.generate import cached_checkpoint
-            from composer.retrieve.references import best_reference
-
-            tok = cached_checkpoint(options["model"]).tokenizer
-            found = best_reference(req, tempo, tok)
-            if found is None:
-                raise ComposerError(None, f"no library piece has bars in {num}/{den}")
-            hit, reference = found
-            print(f"reference: {hit.piece.title} ({hit.piece.composer or hit.piece.collection}), "
-                  f"{hit.piece.id}")  # fmt: skip
-        if reference:
-            from composer.retrieve.prime import generate_from_reference
-
-            res, how = generate_from_reference(req, reference, midi_tmp, **options)
-            print(how.describe())
-        else:
-            res = generate_midi(req, midi_tmp, **options)
-    finally:
-        close()
-    b = res.best
+    if res.reference and args.reference == "auto":
+        print(f"reference: {res.reference}")
+    if res.priming:
+        print(res.priming)
+    req, b = res.request, res.best
     print(
-        f"wrote {args.output}: {args.bars} bars of {num}/{den} in {key_name(*key)} at "
-        f"{tempo:g} bpm, style "
-        f"{args.style}; best of {len(res.candidates)}: adherence {b.adherence:.2f}, "
-        f"log-likelihood {b.log_likelihood:.2f}/token ({res.tokens_per_second:.0f} tokens/s)"
+        f"wrote {args.output}: {req.bars} bars of {req.meter[0]}/{req.meter[1]} in "
+        f"{key_name(*req.key)} at {res.tempo:g} bpm, style {req.style}; best of "
+        f"{len(res.candidates)}: adherence {b.adherence:.2f}, log-likelihood "
+        f"{b.log_likelihood:.2f}/token ({res.tokens_per_second:.0f} tokens/s)"
     )
     return 0
-
-
-def _check_meter(num: int, den: int) -> None:
-    from composer.tokens import TokenizerSpec
-
-    meters = {d: n for d, n in TokenizerSpec().meters}
-    if num not in meters.get(den, ()):
-        valid = ", ".join(f"{n}/{d}" for d, ns in meters.items() for n in ns)
-        raise ComposerError(None, f"unknown meter {num}/{den}; valid meters: {valid}")
 
 
 def _compose(args: argparse.Namespace) -> int:
     from composer.pipeline import compose
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         res = compose(
             args.video,
             args.prompt,
@@ -473,8 +329,6 @@ def _compose(args: argparse.Namespace) -> int:
             style_guidance=args.style_guidance,
             progress=progress,
         )
-    finally:
-        close()
     plan = res.record.plan
     refs = res.record.references
     print(
@@ -490,116 +344,11 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from composer.train.run import run_training
-
-    if args.adapter:
-        return _train_adapter(args)
-    if args.instruct:
-        return _train_instruct(args)
-    progress, close = progress_bar()
-    try:
-        res = run_training(
-            data=args.data,
-            config=args.config,
-            cache=args.cache,
-            out=args.out,
-            minutes=args.minutes,
-            epochs=args.epochs,
-            resume=args.resume,
-            workers=args.workers,
-            style=args.style,
-            progress=progress,
-        )
-    finally:
-        close()
-    print(
-        f"wrote {res.checkpoint}: {res.steps} steps, {res.tokens_seen} tokens in "
-        f"{res.minutes:.1f} min, validation loss {res.val_loss:.4f} nats/token"
-    )
-    return 0
-
-
-def _train_adapter(args: argparse.Namespace) -> int:
-    from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.train.adapter import set_guidance, train_adapter
-
-    if args.guidance_only:
-        contrast = set_guidance(
-            args.adapter, args.guidance, against=args.against,
-            model=args.model or DEFAULT_MODEL, data=args.data,
-            style=args.style, cache=args.cache, workers=args.workers,
-        )  # fmt: skip
-        print(f"adapter {args.adapter}: guidance {contrast.scale:g} away from {contrast.against}")
-        return 0
-    progress, close = progress_bar()
-    try:
-        res = train_adapter(
-            args.adapter,
-            model=args.model or DEFAULT_MODEL,
-            data=args.data,
-            style=args.style,
-            cache=args.cache,
-            minutes=args.minutes,
-            epochs=args.epochs,
-            force=args.force,
-            workers=args.workers,
-            guidance=args.guidance,
-            against=args.against,
-            progress=progress,
-        )
-    finally:
-        close()
-    print(
-        f"wrote {res.path} ({res.size_bytes / 2**20:.2f} MB): {res.steps} steps in "
-        f"{res.minutes:.1f} min, validation loss {res.val_loss:.4f} nats/token "
-        f"(base {res.base_val_loss:.4f})"
-    )
-    return 0
-
-
-def _train_instruct(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.train.instruct import InstructTrainConfig, refit_reader, train_instruct
-
-    if args.reader_only:
-        accuracy = refit_reader(args.model or DEFAULT_MODEL)
-        print(
-            "reader on held-out phrasings: "
-            + ", ".join(f"{k} {v:.0%}" for k, v in accuracy.items())
-        )
-        return 0
-    config = InstructTrainConfig()
-    if args.minutes:
-        config = dataclasses.replace(config, minutes=args.minutes)
-    progress, close = progress_bar()
-    try:
-        res = train_instruct(
-            model=args.model or DEFAULT_MODEL,
-            cache=args.cache,
-            config=config,
-            force=args.force,
-            progress=progress,
-        )
-    finally:
-        close()
-    print(
-        f"wrote {res.path}: {res.steps} steps in {res.minutes:.1f} min; validation loss "
-        f"{res.matched_loss:.4f} nats/token with each window's instruction, "
-        f"{res.mismatched_loss:.4f} with another's, base {res.base_loss:.4f}; reader on "
-        f"held-out phrasings: " + ", ".join(f"{k} {v:.0%}" for k, v in res.reader_accuracy.items())
-    )
-    return 0
-
-
 def _index(args: argparse.Namespace) -> int:
+    from composer.paths import DEFAULT_LIBRARY
     from composer.retrieve.index import IndexConfig, index
-    from composer.retrieve.library import DEFAULT_LIBRARY
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         r = index(
             args.paths or None,
             args.library or DEFAULT_LIBRARY,
@@ -607,8 +356,6 @@ def _index(args: argparse.Namespace) -> int:
             rebuild=args.rebuild,
             progress=progress,
         )
-    finally:
-        close()
     for where, reason in r.bad:
         print(f"skipped {where}: {reason}")
     print(
@@ -625,7 +372,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from composer.retrieve.library import DEFAULT_LIBRARY
+    from composer.paths import DEFAULT_LIBRARY
     from composer.retrieve.search import parse_query, reference_features, search
 
     try:
@@ -660,11 +407,8 @@ def _doctor(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from composer.demo import run_demo
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         outputs = run_demo(args.outdir, progress=progress)
-    finally:
-        close()
     for name, res in outputs.items():
         plan = res.record.plan
         print(

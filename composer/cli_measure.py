@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from composer.config import DEFAULT_CACHE
 from composer.progress import progress_bar
 
 
@@ -39,9 +38,7 @@ def add_commands(sub) -> None:
         "generate", help="generated pieces vs the held-out corpus: decode, bars, key, style"
     )
     eg.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    eg.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help="token cache (composer train)"
-    )
+    eg.add_argument("--cache", type=Path, default=None, help="token cache (composer train)")
     eg.add_argument("-n", "--pieces", type=int, default=100)
     eg.add_argument("--bars", type=int, default=16, help="bars per piece (at most)")
     eg.add_argument("--seed", type=int, default=0)
@@ -52,7 +49,7 @@ def add_commands(sub) -> None:
 
     el = esub.add_parser("loss", help="held-out loss of the decoder vs n-gram baselines")
     el.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    el.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    el.add_argument("--cache", type=Path, default=None)
     el.add_argument("--split", choices=("val", "test"), default="val")
     el.add_argument(
         "--no-transposed",
@@ -73,7 +70,7 @@ def add_commands(sub) -> None:
         "priming", help="is generation primed by a held-out piece closer to it than unprimed?"
     )
     ep.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    ep.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ep.add_argument("--cache", type=Path, default=None)
     ep.add_argument("-n", "--pieces", type=int, default=24, help="held-out references")
     ep.add_argument("--bars", type=int, default=8, help="bars per piece (at most)")
     ep.add_argument("--seed", type=int, default=0)
@@ -88,7 +85,7 @@ def add_commands(sub) -> None:
     ec.add_argument(
         "--reference", metavar="FILE[#N]", help="the files' reference (default: references.json)"
     )
-    ec.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="training tokens")
+    ec.add_argument("--cache", type=Path, default=None, help="training tokens")
     ec.add_argument("-o", "--output", type=Path, metavar="TXT", help="write the table here")
     ec.set_defaults(run=_eval_copies)
 
@@ -96,7 +93,7 @@ def add_commands(sub) -> None:
         "styles", help="style classifier agreement with and without each style's adapter"
     )
     es.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
-    es.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    es.add_argument("--cache", type=Path, default=None)
     es.add_argument(
         "-n", "--pieces", type=int, default=100, help="pieces per style and arm (default 100)"
     )
@@ -119,7 +116,7 @@ def add_commands(sub) -> None:
 
 def _bench_generate(args: argparse.Namespace) -> int:
     from composer.bench import bench_generate
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
     print(
         bench_generate(
@@ -131,10 +128,9 @@ def _bench_generate(args: argparse.Namespace) -> int:
 
 def _eval_generate(args: argparse.Namespace) -> int:
     from composer.evaluate.generation import eval_generation
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_generation(
             args.model or DEFAULT_MODEL,
             cache=args.cache,
@@ -144,8 +140,6 @@ def _eval_generate(args: argparse.Namespace) -> int:
             out=args.outdir,
             progress=progress,
         )
-    finally:
-        close()
     print(report.table())
     if args.outdir:
         print(f"wrote {args.outdir}/generation.txt, generation.json, generation.png, midi/")
@@ -154,10 +148,9 @@ def _eval_generate(args: argparse.Namespace) -> int:
 
 def _eval_loss(args: argparse.Namespace) -> int:
     from composer.evaluate.loss import eval_loss
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_loss(
             args.model or DEFAULT_MODEL,
             cache=args.cache,
@@ -165,18 +158,15 @@ def _eval_loss(args: argparse.Namespace) -> int:
             transposed=not args.no_transposed,
             progress=progress,
         )
-    finally:
-        close()
     print(report.table())
     return 0
 
 
 def _eval_priming(args: argparse.Namespace) -> int:
     from composer.evaluate.priming import eval_priming
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_priming(
             args.model or DEFAULT_MODEL,
             cache=args.cache,
@@ -186,8 +176,6 @@ def _eval_priming(args: argparse.Namespace) -> int:
             midi_dir=args.midi,
             progress=progress,
         )
-    finally:
-        close()
     _show(report.table(), args.output)
     return 0
 
@@ -195,23 +183,19 @@ def _eval_priming(args: argparse.Namespace) -> int:
 def _eval_copies(args: argparse.Namespace) -> int:
     from composer.evaluate.copies import eval_copies
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_copies(
             args.paths, reference=args.reference, cache=args.cache, progress=progress
         )
-    finally:
-        close()
     _show(report.table(), args.output)
     return 0 if report.ok else 1
 
 
 def _eval_styles(args: argparse.Namespace) -> int:
     from composer.evaluate.styles import eval_styles
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_styles(
             args.model or DEFAULT_MODEL,
             cache=args.cache,
@@ -221,18 +205,15 @@ def _eval_styles(args: argparse.Namespace) -> int:
             out=args.outdir,
             progress=progress,
         )
-    finally:
-        close()
     print(report.table())
     return 0
 
 
 def _eval_instructions(args: argparse.Namespace) -> int:
     from composer.evaluate.instructions import eval_instructions
-    from composer.model.checkpoint import DEFAULT_MODEL
+    from composer.paths import DEFAULT_MODEL
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_instructions(
             args.model or DEFAULT_MODEL,
             n=args.instructions,
@@ -242,8 +223,6 @@ def _eval_instructions(args: argparse.Namespace) -> int:
             out=args.outdir,
             progress=progress,
         )
-    finally:
-        close()
     print(report.table())
     return 0
 
@@ -269,10 +248,9 @@ def _show(text: str, output: Path | None) -> None:
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from composer.evaluate.retrieval import eval_retrieval
-    from composer.retrieve.library import DEFAULT_LIBRARY
+    from composer.paths import DEFAULT_LIBRARY
 
-    progress, close = progress_bar()
-    try:
+    with progress_bar() as progress:
         report = eval_retrieval(
             args.library or DEFAULT_LIBRARY,
             pieces=args.pieces,
@@ -280,8 +258,6 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
             split=args.split,
             progress=progress,
         )
-    finally:
-        close()
     _show(report.table(), args.output)
     return 0
 

@@ -5,15 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-# The music21 corpus tokenised (``composer train`` builds it when missing). The version names
-# the split: v2 holds out at least 10 val and 10 test pieces of each style large enough
-# (composer.train.corpus.assign_splits); a model names the split it was trained on.
-DEFAULT_CACHE = Path(".cache/data-v2")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -152,16 +146,3 @@ def duration_problem(seconds: float) -> str | None:
             "writes (COMPOSER_MAX_DURATION_S raises it)"
         )
     return None
-
-
-def cache_dir(name: str) -> Path:
-    """Folder ``name`` of composer's caches, made when first asked for: under
-    ``$COMPOSER_CACHE`` if set, else the platform's user cache folder (``~/.cache/composer``)."""
-    import os
-
-    import platformdirs
-
-    root = os.environ.get("COMPOSER_CACHE") or platformdirs.user_cache_dir("composer")
-    folder = Path(root) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder

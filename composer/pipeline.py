@@ -1,26 +1,35 @@
 """compose(): the pipeline's stages in order, from a video and/or a text request to OUTDIR.
 
-analyse (video) -> describe (Brief) -> plan (Plan) -> retrieve (References) -> generate
-(decoder) -> arrange -> render -> mux. Everything is written into a temporary folder beside
-OUTDIR and renamed into place at the end, so OUTDIR is either complete or untouched
-(:mod:`composer.outputs`).
+analyse (VideoAnalysis) -> describe (Brief) -> plan (Plan) -> retrieve (References) ->
+generate (GenerationResult) -> arrange (the score) -> render and mux (the files). Everything is
+written into a temporary folder beside OUTDIR and renamed into place at the end, so OUTDIR is
+either complete or untouched (:mod:`composer.outputs`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from composer import __version__
 from composer.config import duration_problem
 from composer.errors import ComposerError
 from composer.outputs import Outputs
+from composer.paths import DEFAULT_LIBRARY, DEFAULT_MODEL
 from composer.plan.request import PromptFacts
 from composer.progress import ProgressFn, log, no_progress
-from composer.types import Brief, Plan, References, VideoAnalysis, _Json
+from composer.types import (
+    BarControls,
+    Brief,
+    GenerationRequest,
+    Plan,
+    References,
+    VideoAnalysis,
+    _Json,
+)
 
 VERSION = 1
 
@@ -78,103 +87,123 @@ def compose(
     decodes with its guidance away from its neighbouring style, at ``style_guidance`` in place
     of its own scale when given.
     """
+    from composer.arrange.arranger import arrange
     from composer.describe import describe
-    from composer.model.adapters import style_adapter, style_contrast
-    from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.model.generate import cached_checkpoint
+    from composer.model.generate import generate
     from composer.plan.planner import make_plan
     from composer.plan.request import parse_prompt
-    from composer.retrieve.library import DEFAULT_LIBRARY
-    from composer.retrieve.references import find_references, prime_from
+    from composer.retrieve.references import find_references
+    from composer.video import analyze, probe_video
 
-    out = Path(outdir)
+    out, model = Path(outdir), Path(model or DEFAULT_MODEL)
     if video is None and not prompt.strip() and duration is None:
         raise ComposerError(None, "give a video, or a prompt (with --duration) to compose")
     if duration is not None and (why := duration_problem(duration)):
         raise ComposerError(None, f"cannot compose for {duration:g} s: {why}")
+    clock = _Clock()
     analysis: VideoAnalysis | None = None
     brief: Brief | None = None
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
-        clock = now
-
     # Leaving the block puts OUTDIR in place, or on any error removes the temporary folder.
-    with Outputs(force=force) as outputs:
-        # OUTDIR is checked and the temporary folder made before any work: a folder composer may
-        # not replace, or cannot write, is refused now, not after the music is written.
+    # OUTDIR is checked and the temporary folder made before any work: a folder composer may
+    # not replace, or cannot write, is refused now, not after the music is written.
+    with Outputs(force=force) as outputs, _Lanes(library or DEFAULT_LIBRARY) as lanes:
         tmp = outputs.folder(out)
-        # Set when the work is abandoned: the render and ffmpeg in the second lane stop part-way.
-        cancel = threading.Event()
-        # The second core's lane: ffmpeg and fluidsynth leave the GIL. A picture that video.mp4
-        # cannot hold (VP8) is re-encoded there from the start, while this thread analyses,
-        # plans and decodes.
-        lane = ThreadPoolExecutor(1)
-        # A third worker opens the reference library while the video is analysed, then searches
-        # it while the decoder loads.
-        aside = ThreadPoolExecutor(1)
-        opened = aside.submit(_open_library, library or DEFAULT_LIBRARY)
-        try:
-            facts = parse_prompt(prompt)  # before the video: a request it refuses costs nothing
-            if duration is not None and video is None:
-                facts.duration = duration
-            picture = None
-            if video is not None:
-                from composer.video import probe_video
-
-                declared = probe_video(video).duration
-                if declared is not None and (why := duration_problem(declared)):
-                    raise ComposerError(video, f"cannot be scored: {why}")
-                from composer.render.muxer import picture_for
-                from composer.video import analyze
-
-                picture = lane.submit(picture_for, video, ".mp4", tmp / ".picture.mp4", cancel)
-                analysis = analyze(video, progress=progress)
-                lap("analyze")
-                brief = describe(analysis, describer)
-                lap("describe")
-            plan = make_plan(brief, facts, analysis, seed=seed)
-            lap("plan")
-            # With "auto", the plan's style chooses its LoRA adapter when the checkpoint has one
-            # (merged, cached); the library search runs meanwhile.
-            if adapter == "auto":
-                adapter = style_adapter(model or DEFAULT_MODEL, plan.style.value)
-            found = aside.submit(lambda: find_references(plan, prompt, opened.result()))
-            ckpt = cached_checkpoint(model or DEFAULT_MODEL, adapter)
-            lap("load model")
-            contrast = style_contrast(model or DEFAULT_MODEL, adapter, style_guidance)
-            req = dataclasses.replace(request_for(plan), contrast=contrast)
-            refs, req = prime_from(found.result(), req, ckpt.tokenizer)
-            lap("retrieve")
-            files = _write(tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane,
-                           picture, cancel)  # fmt: skip
-            import composer
-
-            record = ComposeRecord(
-                prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
-                plan=plan, references=refs,
-                seed=seed, describer=brief.describer if brief else "none",
-                model=str(model or DEFAULT_MODEL), adapter=adapter, seconds=seconds,
-                guidance=contrast.scale if contrast else 1.0,
-                guided_against=contrast.against if contrast else None,
-                versions={"composer": composer.__version__, "plan.json": str(VERSION),
-                          "tokenizer": ckpt.spec.tokenizer},
-            )  # fmt: skip
-            record.save(tmp / "plan.json")
-            lane.shutdown()
-            aside.shutdown()
-        except BaseException:
-            cancel.set()  # the lane's render or ffmpeg stops before its folder goes
-            aside.shutdown(cancel_futures=True)
-            lane.shutdown(cancel_futures=True)
-            raise
+        facts = parse_prompt(prompt)  # before the video: a request it refuses costs nothing
+        if video is not None:
+            declared = probe_video(video).duration
+            if declared is not None and (why := duration_problem(declared)):
+                raise ComposerError(video, f"cannot be scored: {why}")
+            lanes.start_picture(video, tmp / ".picture.mp4")
+            analysis = clock.lap("analyze", analyze(video, progress=progress))
+            brief = clock.lap("describe", describe(analysis, describer))
+        elif duration is not None:
+            facts.duration = duration
+        plan = clock.lap("plan", make_plan(brief, facts, analysis, seed=seed))
+        lanes.load_model(model, plan.style.value if adapter == "auto" else adapter)
+        refs = clock.lap("retrieve", find_references(plan, prompt, lanes.library()))
+        result = generate(
+            request_for(plan), references=refs, model=model, adapter=adapter,
+            style_guidance=style_guidance, progress=progress,
+        )  # fmt: skip
+        clock.lap("generate")
+        refs.priming = result.priming
+        score = clock.lap("arrange", arrange(result, plan))
+        files = _write(tmp, score, plan, analysis, video, soundfont, lanes, clock)
+        contrast = result.request.contrast
+        record = ComposeRecord(
+            prompt=prompt, request=facts, video=str(video) if video else None, brief=brief,
+            plan=plan, references=refs,
+            seed=seed, describer=brief.describer if brief else "none",
+            model=str(model), adapter=result.adapter, seconds=clock.seconds,
+            guidance=contrast.scale if contrast else 1.0,
+            guided_against=contrast.against if contrast else None,
+            versions={"composer": __version__, "plan.json": str(VERSION),
+                      "tokenizer": result.tokenizer.spec.name},
+        )  # fmt: skip
+        record.save(tmp / "plan.json")
     files = {k: out / v.name for k, v in files.items()} | {"plan": out / "plan.json"}
-    log.info("composed into %s in %.1f s", out, sum(seconds.values()))
+    log.info("composed into %s in %.1f s", out, sum(clock.seconds.values()))
     return ComposeResult(out, files, record)
+
+
+class _Clock:
+    """Wall time per stage, for plan.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str, value=None):
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._last, 3)
+        self._last = now
+        return value
+
+
+class _Lanes:
+    """The work compose runs beside its stages, on the second core.
+
+    - the picture: a video that video.mp4 cannot hold as it is (VP8) is re-encoded from the
+      start, while the video is analysed and the music written (ffmpeg leaves the GIL);
+    - the library is opened while the video is analysed, and the decoder loaded (with its
+      adapter) while the library is searched;
+    - the audio is rendered and muxed while the notation and the timeline are drawn.
+
+    Leaving on an error stops what runs there (the render and ffmpeg part-way) before the
+    temporary folder goes.
+    """
+
+    def __init__(self, library: str | Path):
+        self.cancel = threading.Event()
+        self.sound = ThreadPoolExecutor(1)  # ffmpeg and fluidsynth
+        self.aside = ThreadPoolExecutor(1)  # the library and the model
+        self._library = self.aside.submit(_open_library, library)
+        self.picture = None
+
+    def __enter__(self) -> _Lanes:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.cancel.set()
+        self.aside.shutdown(cancel_futures=kind is not None)
+        self.sound.shutdown(cancel_futures=kind is not None)
+
+    def start_picture(self, video: str | Path, scratch: Path) -> None:
+        from composer.render.muxer import picture_for
+
+        self.picture = self.sound.submit(picture_for, video, ".mp4", scratch, self.cancel)
+
+    def library(self):
+        return self._library.result()
+
+    def load_model(self, model: Path, adapter: str | None) -> None:
+        """Load the decoder (and the adapter named, if the model has it) in the background."""
+        from composer.model.adapters import list_adapters
+        from composer.model.checkpoint import cached_checkpoint
+
+        adapter = adapter if adapter in list_adapters(model) else None
+        self.aside.submit(cached_checkpoint, model, adapter)
 
 
 def _open_library(folder):
@@ -188,11 +217,8 @@ def _open_library(folder):
         return folder
 
 
-def request_for(plan: Plan):
+def request_for(plan: Plan) -> GenerationRequest:
     """The decoder's request for ``plan``: its style, key, meter and per-bar controls."""
-    from composer.model.generate import GenerationRequest
-    from composer.tokens import BarControls
-
     return GenerationRequest(
         style=plan.style.value,
         key=tuple(plan.key.value),
@@ -204,38 +230,30 @@ def request_for(plan: Plan):
     )
 
 
-def _write(
-    tmp, ckpt, plan, req, analysis, video, soundfont, progress, lap, lane, picture, cancel
-) -> dict[str, Path]:
-    """Generate, arrange and write the files into ``tmp``; sound goes to ``lane``."""
-    from composer.arrange.arranger import arrange
-    from composer.model.generate import generate
+def _write(tmp, score, plan, analysis, video, soundfont, lanes, clock) -> dict[str, Path]:
+    """Stage 7: the score, its audio (and the video, with one), notation and timeline, written
+    into ``tmp``; the sound is made in the second lane meanwhile."""
     from composer.plan.figure import plot_plan
     from composer.render import mux, render_midi
 
-    files: dict[str, Path] = {}
-    result = generate(ckpt, req, progress)
-    lap("generate")
-    score = arrange(ckpt.tokenizer.decode(result.best.ids), plan, ckpt.tokenizer.spec.roles)
-    files["score"] = tmp / "score.mid"
+    files = {"score": tmp / "score.mid", "audio": tmp / "score.wav"}
     score.dump_midi(str(files["score"]))
-    files["audio"] = tmp / "score.wav"
     if video is not None:
         files["video"] = tmp / "video.mp4"
 
     def sound() -> None:
-        render_midi(files["score"], files["audio"], soundfont=soundfont, cancel=cancel)
+        render_midi(files["score"], files["audio"], soundfont=soundfont, cancel=lanes.cancel)
         if video is not None:
-            mux(picture.result(), files["audio"], files["video"], cancel=cancel)
+            mux(lanes.picture.result(), files["audio"], files["video"], cancel=lanes.cancel)
             (tmp / ".picture.mp4").unlink(missing_ok=True)
 
-    audio = lane.submit(sound)
+    audio = lanes.sound.submit(sound)
     files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
     files["timeline"] = tmp / "timeline.png"
     plot_plan(plan, analysis, score, files["timeline"])
-    lap("arrange, notation, timeline")
+    clock.lap("notation, timeline")
     audio.result()
-    lap("render and mux")
+    clock.lap("render and mux")
     return files
 
 

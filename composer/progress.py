@@ -19,9 +19,9 @@ def no_progress(stage: str, done: float, total: float | None) -> None:
     """The default callback: report nothing."""
 
 
-def progress_bar() -> tuple[ProgressFn, Callable[[], None]]:
-    """The CLI's rendering of a ProgressFn: a tqdm bar per stage, with ETA; returns
-    (callback, close)."""
+@contextlib.contextmanager
+def progress_bar() -> Iterator[ProgressFn]:
+    """The CLI's rendering of a ProgressFn: a tqdm bar per stage, with ETA, closed on leaving."""
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
@@ -50,11 +50,11 @@ def progress_bar() -> tuple[ProgressFn, Callable[[], None]]:
         bar.n = min(done, total) if total else done
         bar.refresh()
 
-    def close() -> None:
+    try:
+        yield update
+    finally:
         for bar in bars.values():
             bar.close()
-
-    return update, close
 
 
 @contextlib.contextmanager

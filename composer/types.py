@@ -12,9 +12,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    import symusic
+
+    from composer.tokens import ScoreTokenizer
 
 
 class _Json:
@@ -303,12 +308,101 @@ class ReferencePick(_Json):
 
 @dataclass
 class References(_Json):
-    """Stage 4's answer: the pieces shown to the user, and how the first primed the decoder."""
+    """Stage 4's answer: the pieces shown to the user, and how one of them primed the decoder."""
 
     query: str
     library: str
     picks: list[ReferencePick]
-    priming: str  # what priming did, or why there was none
+    priming: str = ""  # what priming did, or why there was none (the generation stage says)
+    # The picks' library entries (composer.retrieve.library.PieceMeta), to read them again.
+    pieces: list[Any] = field(default_factory=list, metadata={"json": False})
+
+
+# --- Stage 5: generate ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BarControls:
+    """The controls of one bar, as computed from music or forced from a plan."""
+
+    intensity: int
+    hit: int | None = None  # beat index of a hit accent
+    section: bool = False
+
+
+@dataclass(frozen=True)
+class StyleContrast:
+    """Guidance away from a neighbouring style: each step's log-probs are ``other + scale *
+    (style - other)``, where ``other`` is the same decoder reading ``against`` as the header's
+    style token instead of the requested style. It pushes the music towards what tells the
+    style apart from the one it is most easily taken for (a fiddle tune from a folk song); the
+    scale 1 is no guidance. It costs a second row per candidate."""
+
+    against: str
+    scale: float = 1.0
+
+    @property
+    def active(self) -> bool:
+        return self.scale != 1.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to write. ``controls`` holds one BarControls per bar (the plan's bar grid)."""
+
+    style: str
+    key: tuple[int, str]
+    meter: tuple[int, int]
+    controls: tuple[BarControls, ...]
+    roles: tuple[int, ...] | None = None  # role ids to write (None: the style's texture)
+    every_role_every_bar: bool = False  # each of ``roles`` plays in every bar
+    temperature: float = 1.0
+    top_p: float = 0.95
+    key_penalty: float = 3.0
+    cadence: bool = True  # end on the tonic triad, the bass on the tonic
+    seed: int = 0
+    candidates: int = 4
+    # Body tokens of whole bars (no header, no EOS) that the decoder reads before writing:
+    # a reference's excerpt, already in the request's key and meter. Not part of the output.
+    primer: tuple[int, ...] = ()
+    # Register (constraints.PitchTilt): logits added per octave above middle C to every pitch
+    # (< 0 pulls down), and the pull of a well around A4 (0: none).
+    register_tilt: float = 0.0
+    register_well: float = 0.0
+    # Guidance away from a neighbouring style (a style adapter's, composer.model.adapters).
+    contrast: StyleContrast | None = None
+
+    @property
+    def bars(self) -> int:
+        return len(self.controls)
+
+
+@dataclass
+class Candidate:
+    ids: list[int]
+    log_likelihood: float  # mean log-probability per generated token under the raw model
+    adherence: float  # 0..1: intensity, hits and key as requested
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class GenerationResult:
+    """Stage 5's answer: the candidates decoded, the best one, and how they were made."""
+
+    request: GenerationRequest
+    best: Candidate
+    candidates: list[Candidate]
+    tokens_per_second: float
+    tempo: float = 100.0  # bpm the music is meant at (the plan's, or the one asked for)
+    priming: str = ""  # what priming did ("" when nothing primed the decoder)
+    reference: str | None = None  # the reference piece named by the caller, if one was
+    reading: dict[str, tuple[str, float]] = field(default_factory=dict)  # instruction read
+    adapter: str | None = None  # the LoRA adapter merged into the decoder
+    tokenizer: ScoreTokenizer | None = field(default=None, repr=False, compare=False)
+
+    def score(self, tokenizer: ScoreTokenizer | None = None) -> symusic.Score:
+        """The best candidate's notes (one track per role, ticks from time 0)."""
+        return (tokenizer or self.tokenizer).decode(self.best.ids)
 
 
 # --- Stage 7: render --------------------------------------------------------------------------

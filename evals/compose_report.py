@@ -25,8 +25,8 @@ import numpy as np
 import symusic
 
 from composer.describe import describe_signal
+from composer.music.keys import MAJOR_KEYS, MINOR_KEYS
 from composer.pipeline import compose
-from composer.tokens.spec import MAJOR_KEYS, MINOR_KEYS
 from composer.video import analyze
 from composer.video.synthetic import Shot, cut_times, make_clip
 

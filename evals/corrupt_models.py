@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from composer.model.checkpoint import DEFAULT_MODEL
+from composer.paths import DEFAULT_MODEL
 
 COMPOSER = Path(sys.executable).parent / "composer"
 MAX_SECONDS, MAX_MB = 10.0, 1024

@@ -7,7 +7,7 @@ The held-out phrasings are the adherence test's; they hold two or three wordings
 one wording flipping moves an attribute's held-out accuracy by 10 points or more. Choices about
 the reader are made here instead: each fold holds out a quarter of every value's training
 phrasings and of the training frames, the reader is fitted on the rest exactly as training fits
-it (composer.model.reader.fit_reader), and it reads 1,000 instructions written from the held-out
+it (composer.train.instruct.fit_reader), and it reads 1,000 instructions written from the held-out
 quarter. Per regression threshold the table counts, over the stated attributes, the readings that
 are right, wrong and missing, and over the unsaid ones the readings made anyway (false). The
 chosen threshold is the largest that keeps at least 99.5% of the right readings at threshold 0.
@@ -21,8 +21,9 @@ import os
 
 import numpy as np
 
-from composer.model.reader import fit_reader
-from composer.train.instructions import ATTRIBUTES, Phrasebook, phrasebook, random_attributes
+from composer.music.attributes import ATTRIBUTES
+from composer.train.instruct import fit_reader
+from composer.train.instructions import Phrasebook, phrasebook, random_attributes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -40,6 +40,18 @@ TINY_MODEL = dict(arch="mixtral", hidden=32, layers=2, heads=2, kv_heads=1, expe
                   experts_per_token=2, expert_hidden=32, context=256)  # fmt: skip
 
 
+def tiny_decoder(arch: str = "mixtral", seed: int = 0):
+    """A tiny random decoder in memory: Mixtral decodes with composer's lean decoder, the other
+    architectures (qwen2_moe) through transformers' forward."""
+    from composer.model import Checkpoint, ModelSpec, build_model
+    from composer.tokens import ScoreTokenizer
+
+    tok = ScoreTokenizer()
+    spec = ModelSpec(**{**TINY_MODEL, "arch": arch}, vocab_size=len(tok),
+                     tokenizer_hash=tok.vocab_hash)  # fmt: skip
+    return Checkpoint(model=build_model(spec, seed=seed).eval(), spec=spec, tokenizer=tok)
+
+
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")

@@ -16,18 +16,14 @@ from composer.cli import main
 from composer.errors import ComposerError
 from composer.model import adapters as ad
 from composer.model import load_checkpoint
-from composer.model.card import write_adapter_card
-from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
-from composer.model.generate import (
-    GenerationRequest,
-    cached_checkpoint,
-    forget_checkpoints,
-    generate_midi,
-    uniform_controls,
-)
+from composer.model.checkpoint import cached_checkpoint, forget_checkpoints, save_checkpoint
+from composer.model.generate import generate, uniform_controls
+from composer.paths import DEFAULT_MODEL
 from composer.pipeline import ComposeRecord
 from composer.train.adapter import AdapterTrainConfig, train_adapter
+from composer.train.card import write_adapter_card
 from composer.train.trainer import TrainConfig
+from composer.types import GenerationRequest, StyleContrast
 
 TPQ = 480
 
@@ -128,13 +124,13 @@ def test_style_chooses_adapter_on_generate(base, tmp_path):
     req = GenerationRequest(
         style="folk", key=(2, "major"), meter=(3, 4), controls=uniform_controls(2), candidates=1
     )
-    generate_midi(req, tmp_path / "a.mid", model=model)  # "auto" by default
+    generate(req, output=tmp_path / "a.mid", model=model)  # "auto" by default
     assert (str(model.resolve()), "folk") in ad._MERGED
     forget_checkpoints()
-    generate_midi(req, tmp_path / "b.mid", model=model, adapter=None)  # the base alone
+    generate(req, output=tmp_path / "b.mid", model=model, adapter=None)  # the base alone
     assert not ad._MERGED
     # A style with no adapter of its name decodes with the base under "auto".
-    generate_midi(dataclasses.replace(req, style="chorale"), tmp_path / "c.mid", model=model)
+    generate(dataclasses.replace(req, style="chorale"), output=tmp_path / "c.mid", model=model)
     assert not ad._MERGED
     assert symusic.Score(str(tmp_path / "a.mid")).note_num() > 0
 
@@ -215,7 +211,7 @@ def test_adapter_records_its_styles_nearest_neighbour(base, tmp_path):
     assert saved["against"] == min((s for s in nll if s != "folk"), key=nll.__getitem__)
     assert saved["scale"] == 1.0 and not saved["given"]  # off unless asked for
     assert ad.style_contrast(model, "folk") is None
-    assert ad.style_contrast(model, "folk", 2.0) == ad.StyleContrast(saved["against"], 2.0)
+    assert ad.style_contrast(model, "folk", 2.0) == StyleContrast(saved["against"], 2.0)
     assert ad.style_contrast(model, None) is None
     with pytest.raises(ComposerError, match="style adapter"):
         ad.style_contrast(model, None, 2.0)
@@ -268,7 +264,7 @@ def test_guidance_against_a_named_style(base, tmp_path, capsys):
 
 
 def test_style_contrast_logits_push_away_from_the_neighbour(tiny_checkpoint):
-    from composer.model.generate import _Forward
+    from composer.model.decode import _Forward
 
     ckpt = load_checkpoint(tiny_checkpoint)
     tok, model = ckpt.tokenizer, ckpt.model
@@ -286,18 +282,18 @@ def test_style_contrast_logits_push_away_from_the_neighbour(tiny_checkpoint):
 
 
 def test_contrast_changes_the_music_and_stays_seeded(tiny_checkpoint):
-    from composer.model.generate import sample
+    from composer.model.decode import sample
 
     ckpt = load_checkpoint(tiny_checkpoint)
     req = GenerationRequest(style="fiddle", key=(2, "major"), meter=(3, 4),
                             controls=uniform_controls(2, [1, 2]), candidates=2, seed=4)  # fmt: skip
     plain = sample(ckpt, req)[0]
-    guided = dataclasses.replace(req, contrast=ad.StyleContrast("folk", 3.0))
+    guided = dataclasses.replace(req, contrast=StyleContrast("folk", 3.0))
     rows = sample(ckpt, guided)[0]
     assert all(row.count(ckpt.tokenizer.bar_id) == 2 for row in rows)  # still a valid score
     assert rows != plain and sample(ckpt, guided)[0] == rows
     # Scale 1, or a contrast against the requested style itself, is no guidance at all.
-    for off in (ad.StyleContrast("folk", 1.0), ad.StyleContrast("fiddle", 3.0)):
+    for off in (StyleContrast("folk", 1.0), StyleContrast("fiddle", 3.0)):
         assert sample(ckpt, dataclasses.replace(req, contrast=off))[0] == plain
 
 

@@ -247,3 +247,17 @@ def test_truncated_file_without_index(clip, tmp_path):
     cut = tmp_path / "truncated_noindex.mp4"
     cut.write_bytes(data[: len(data) // 2])
     _error(cut)
+
+
+def test_a_gap_in_the_timestamps_before_a_fade_to_black():
+    """A damaged file can jump seconds between two frames; the fade finder still measures the
+    picture before the black (found by the fuzz, tests/test_fuzz.py)."""
+    import numpy as np
+
+    from composer.config import AnalysisConfig
+    from composer.video.scenes import _black_transitions
+
+    t = np.array([0.0, 0.04, 0.08, 4.0, 4.04, 4.08])  # 3.9 s between frames 2 and 3
+    b = np.array([120.0, 120.0, 120.0, 2.0, 2.0, 2.0])
+    fades, abrupt = _black_transitions(t, b, AnalysisConfig())
+    assert len(fades) + len(abrupt) == 1

@@ -13,7 +13,8 @@ import pytest
 
 from composer.cli import main
 from composer.errors import ComposerError
-from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint, save_checkpoint
+from composer.model.checkpoint import load_checkpoint, save_checkpoint
+from composer.paths import DEFAULT_MODEL
 
 
 def _edit_json(path: Path, edit) -> None:

@@ -37,7 +37,7 @@ def test_same_seed_same_bytes(model_dir, tmp_path, capsys):
     [
         ("--style", "jazz", "valid styles: chorale"),
         ("--key", "H major", "valid keys: C major"),
-        ("--meter", "11/8", "valid meters: 1/8"),
+        ("--meter", "11/8", "it writes 1/2, 2/2, 3/2"),
     ],  # fmt: skip
 )
 def test_unknown_values_list_the_valid_ones(model_dir, tmp_path, capsys, flag, value, listed):

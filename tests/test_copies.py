@@ -12,10 +12,10 @@ from composer.cli import main
 from composer.errors import ComposerError
 from composer.evaluate.copies import BarIndex, bar_table, eval_copies, midi_ids, single_table
 from composer.model.export import write_midi
+from composer.music.corpus import split_of
+from composer.music.scores import CorpusPiece
 from composer.tokens import ScoreTokenizer, TokenizerSpec
-from composer.train.corpus import split_of
 from composer.train.data import build_cache
-from composer.train.scores import CorpusPiece
 
 TPQ = 480
 BAR = 4 * TPQ

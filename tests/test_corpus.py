@@ -13,7 +13,7 @@ pytest.importorskip("music21")
 
 from music21 import converter, corpus, dynamics, key, meter, note, stream  # noqa: E402
 
-from composer.train.corpus import (  # noqa: E402
+from composer.music.corpus import (  # noqa: E402
     STYLE_OF_COLLECTION,
     SkippedPiece,
     assign_splits,
@@ -22,8 +22,8 @@ from composer.train.corpus import (  # noqa: E402
     split_of,
     style_of,
 )
+from composer.music.scores import ROLES, TPQ, CorpusPiece, bar_lines, from_music21  # noqa: E402
 from composer.train.manifest import Manifest  # noqa: E402
-from composer.train.scores import ROLES, TPQ, CorpusPiece, bar_lines, from_music21  # noqa: E402
 
 
 def _starts_on_bar_lines(piece: CorpusPiece, m21: stream.Score) -> list[int]:

@@ -52,8 +52,8 @@ def tok():
 
 
 def test_midi_mutants_render_load_and_index_or_refuse(request, tmp_path, monkeypatch, tok):
+    from composer.model.prime import load_reference
     from composer.retrieve.index import index
-    from composer.retrieve.prime import load_reference
 
     n = request.config.getoption("--fuzz-midi")
     originals = sources("midi", (".mid", ".midi"))

@@ -5,19 +5,23 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import TINY_MODEL
+from conftest import tiny_decoder
 
-from composer.model import Checkpoint, ModelSpec, build_model
-from composer.model.generate import GenerationRequest, generate, uniform_controls
-from composer.tokens import BarControls, ScoreTokenizer
+from composer.model import Checkpoint
+from composer.model.decode import decode
+from composer.model.generate import uniform_controls
+from composer.types import BarControls, GenerationRequest
 
 
 @pytest.fixture(scope="module")
 def tiny() -> Checkpoint:
-    tok = ScoreTokenizer()
-    spec = ModelSpec(**TINY_MODEL, vocab_size=len(tok), tokenizer_hash=tok.vocab_hash)
-    model = build_model(spec, seed=0).eval()
-    return Checkpoint(model=model, spec=spec, tokenizer=tok)
+    return tiny_decoder()
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen() -> Checkpoint:
+    """Decodes through transformers' forward (the lean decoder runs Mixtral only)."""
+    return tiny_decoder("qwen2_moe")
 
 
 @pytest.mark.parametrize("meter,bars", [((4, 4), 3), ((3, 4), 4), ((6, 8), 2), ((5, 4), 2)])
@@ -30,7 +34,7 @@ def test_every_candidate_decodes_with_exact_bars_and_meter(tiny, meter, bars):
         candidates=3,
         seed=1,
     )
-    res = generate(tiny, req)
+    res = decode(tiny, req)
     tok = tiny.tokenizer
     assert len(res.candidates) == 3
     for c in res.candidates:
@@ -58,7 +62,7 @@ def test_hits_sections_and_roles_are_forced(tiny):
         candidates=2,
         seed=3,
     )
-    for c in generate(tiny, req).candidates:
+    for c in decode(tiny, req).candidates:
         bars = tok.bars(c.ids)
         assert [b["hit"] for b in bars] == [None, 2, 0]
         assert [b["section"] for b in bars] == [True, False, True]
@@ -79,11 +83,11 @@ def test_a_style_writes_its_corpus_texture_unless_roles_are_named(tiny):
     def roles(res):
         return {r for c in res.candidates for b in tok.bars(c.ids) for _, r, _ in b["onsets"]}
 
-    folk = generate(ckpt, req)
+    folk = decode(ckpt, req)
     assert folk.request.roles == (0,) and roles(folk) == {0}
-    named = generate(ckpt, dataclasses.replace(req, roles=(0, 5)))
+    named = decode(ckpt, dataclasses.replace(req, roles=(0, 5)))
     assert roles(named) <= {0, 5} and 5 in roles(named)
-    assert generate(ckpt, dataclasses.replace(req, style="piano")).request.roles is None
+    assert decode(ckpt, dataclasses.replace(req, style="piano")).request.roles is None
 
 
 def test_same_seed_same_tokens(tiny):
@@ -95,10 +99,10 @@ def test_same_seed_same_tokens(tiny):
         candidates=2,
         seed=7,
     )
-    a = generate(tiny, req)
-    b = generate(tiny, req)
+    a = decode(tiny, req)
+    b = decode(tiny, req)
     assert [c.ids for c in a.candidates] == [c.ids for c in b.candidates]
-    c = generate(tiny, dataclasses.replace(req, seed=8))
+    c = decode(tiny, dataclasses.replace(req, seed=8))
     assert [x.ids for x in c.candidates] != [x.ids for x in a.candidates]
 
 
@@ -128,8 +132,8 @@ def test_fast_decoder_matches_transformers_forward(tiny):
     assert torch.equal(got.argmax(-1), ref[:, 39].argmax(-1))
 
 
-def test_fast_and_plain_paths_agree_on_valid_output(tiny):
-    from composer.model.generate import sample
+def test_lean_and_transformers_paths_both_write_valid_output(tiny, tiny_qwen):
+    from composer.model.decode import sample
 
     req = GenerationRequest(
         style="chorale",
@@ -139,8 +143,8 @@ def test_fast_and_plain_paths_agree_on_valid_output(tiny):
         candidates=2,
         seed=5,
     )
-    for fast in (True, False):
-        rows, lps, _ = sample(tiny, req, fast=fast)
+    for ckpt in (tiny, tiny_qwen):
+        rows, lps, _ = sample(ckpt, req)
         assert all(len(tiny.tokenizer.bars(r)) == 2 for r in rows)
         assert all(lp < 0 for lp in lps)
 
@@ -153,7 +157,7 @@ def test_cadence_ends_on_the_tonic_triad(tiny):
         style="chorale", key=(9, "minor"), meter=(4, 4), controls=uniform_controls(2, [2]),
         candidates=3, seed=4,
     )  # fmt: skip
-    for c in generate(tiny, req).candidates:
+    for c in decode(tiny, req).candidates:
         notes = notes_of(tok, c.ids)
         last = notes.onset >= notes.bar_starts[-1]
         assert last.any() and set(notes.pitch[last] % 12) <= {9, 0, 4}  # A C E
@@ -166,7 +170,7 @@ def test_every_role_plays_in_every_bar_when_asked(tiny):
         style="quartet", key=(0, "major"), meter=(3, 4), controls=uniform_controls(3, [1]),
         roles=(0, 2, 5), every_role_every_bar=True, candidates=2, seed=9,
     )  # fmt: skip
-    for c in generate(tiny, req).candidates:
+    for c in decode(tiny, req).candidates:
         for bar in tiny.tokenizer.bars(c.ids):
             assert {role for _, role, _ in bar["onsets"]} == {0, 2, 5}
 
@@ -192,7 +196,7 @@ def test_speculative_acceptance_draws_from_the_target_distribution():
 
 
 def test_drafts_change_speed_not_validity(tiny):
-    from composer.model.generate import sample
+    from composer.model.decode import sample
 
     req = GenerationRequest(
         style="folk", key=(7, "major"), meter=(6, 8), controls=uniform_controls(3, [1, 3]),
@@ -205,16 +209,16 @@ def test_drafts_change_speed_not_validity(tiny):
         assert sample(tiny, req, draft=draft)[0] == rows  # same seed, same tokens
 
 
-def test_rows_longer_than_the_context_slide_on(tiny):
-    from composer.model.generate import sample
+def test_rows_longer_than_the_context_slide_on(tiny, tiny_qwen):
+    from composer.model.decode import sample
 
     # The tiny model's context is 256 tokens; 12 busy bars run well past it.
     req = GenerationRequest(
         style="chorale", key=(0, "major"), meter=(4, 4), controls=uniform_controls(12, [3]),
         candidates=2, seed=1,
     )  # fmt: skip
-    for fast in (True, False):
-        rows, _, _ = sample(tiny, req, fast=fast)
+    for ckpt in (tiny, tiny_qwen):
+        rows, _, _ = sample(ckpt, req)
         assert max(map(len, rows)) > tiny.spec.context
         assert all(len(tiny.tokenizer.bars(r)) == 12 for r in rows)
 
@@ -222,7 +226,7 @@ def test_rows_longer_than_the_context_slide_on(tiny):
 def test_cache_restarts_only_when_full(tiny, monkeypatch):
     """Rows longer than the context slide the window: a restart keeps 3/4 of the context, so
     the next one comes a quarter context later, not at every step."""
-    import composer.model.generate as G
+    import composer.model.decode as G
 
     restarts = []
     call = G._Forward.__call__

@@ -11,17 +11,19 @@ import symusic
 from composer.cli import main
 from composer.errors import ComposerError
 from composer.model.checkpoint import load_checkpoint
-from composer.model.generate import GenerationRequest, generate, uniform_controls
-from composer.retrieve.prime import (
+from composer.model.decode import decode
+from composer.model.generate import uniform_controls
+from composer.model.prime import (
     Reference,
     load_reference,
     plan_priming,
     prime,
     reference_from_ids,
 )
-from composer.tokens import BarControls, ScoreTokenizer, TokenizerSpec
+from composer.music.scores import CorpusPiece
+from composer.tokens import ScoreTokenizer, TokenizerSpec
 from composer.tokens.tokenizer import BAR, PITCH, TIMESIG
-from composer.train.scores import CorpusPiece
+from composer.types import BarControls, GenerationRequest
 
 TPQ = 480
 
@@ -149,8 +151,8 @@ def test_primed_output_does_not_contain_the_primer(tiny_checkpoint, tok):
     ref = reference(tok, [(4, 4)] * 6)
     req = request(key=(2, "major"), bars=3)
     primed = prime(req, ref, tok)
-    out = generate(ckpt, primed).best.ids
-    plain = generate(ckpt, req).best.ids
+    out = decode(ckpt, primed).best.ids
+    plain = decode(ckpt, req).best.ids
     header = tok.header("folk", (2, "major"))
     assert out[:3] == header and out[3] == tok.bar_id
     assert sum(i == tok.bar_id for i in out) == req.bars  # only the requested bars

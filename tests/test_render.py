@@ -266,20 +266,25 @@ def test_named_soundfont_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert find_soundfont() == TIM
 
 
-def test_project_folder_then_system_then_pretty_midi(
+def test_user_folder_then_shipped_then_system_then_pretty_midi(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     monkeypatch.delenv("COMPOSER_SOUNDFONT", raising=False)
-    folder = tmp_path / "soundfonts"
-    folder.mkdir()
-    monkeypatch.setattr(soundfont_module, "PROJECT_SOUNDFONTS", folder)
+    mine, shipped = tmp_path / "mine", tmp_path / "shipped"
+    mine.mkdir()
+    shipped.mkdir()
+    monkeypatch.setattr(soundfont_module, "user_soundfonts", lambda: mine)
+    monkeypatch.setattr(soundfont_module, "SOUNDFONTS", shipped)
     monkeypatch.setattr(soundfont_module, "DEBIAN_SOUNDFONT", tmp_path / "no-debian.sf2")
     assert find_soundfont() == TIM  # only pretty_midi's is left
-    (folder / "b.sf3").write_bytes(b"")
-    (folder / "a.sf2").write_bytes(b"")
-    (folder / "notes.txt").write_text("")
-    assert find_soundfont() == folder / "a.sf2"
-    monkeypatch.setattr(soundfont_module, "PROJECT_SOUNDFONTS", tmp_path / "none")
+    (shipped / "b.sf3").write_bytes(b"")
+    (shipped / "a.sf2").write_bytes(b"")
+    (shipped / "notes.txt").write_text("")
+    assert find_soundfont() == shipped / "a.sf2"
+    (mine / "z.sf2").write_bytes(b"")
+    assert find_soundfont() == mine / "z.sf2"
+    monkeypatch.setattr(soundfont_module, "user_soundfonts", lambda: tmp_path / "none")
+    monkeypatch.setattr(soundfont_module, "SOUNDFONTS", tmp_path / "none")
     monkeypatch.setattr(soundfont_module, "_pretty_midi_soundfont", lambda: None)
     with pytest.raises(ComposerError, match="apt-get install fluid-soundfont-gm"):
         find_soundfont()

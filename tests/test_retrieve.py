@@ -181,7 +181,7 @@ def test_search_by_features_of_a_reference_file(built) -> None:
 def test_parse_query_reads_stated_attributes() -> None:
     q = parse_query("a slow fiddle tune in F sharp minor, 6/8, four voices, about 32 bars")
     assert (q.key, q.meter, q.parts, q.bars, q.style) == ((6, "minor"), "6/8", 4, 32, "fiddle")
-    assert q.tempo == 60.0
+    assert q.tempo == 66.0  # the middle of "slow" (composer.music.words.TEMPO_WORDS)
     assert parse_query("an unaccompanied melody").parts == 1
 
 

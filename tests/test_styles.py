@@ -12,7 +12,7 @@ import symusic
 from composer.cli import main
 from composer.errors import ComposerError
 from composer.evaluate.styles import (
-    CLASSIFIER,
+    STYLE_CLASSIFIER,
     StyleAgreement,
     StyleClassifier,
     corpus_agreement,
@@ -22,12 +22,12 @@ from composer.evaluate.styles import (
     opening_plan,
     wilson,
 )
-from composer.model.generate import forget_checkpoints
+from composer.model.checkpoint import forget_checkpoints
+from composer.music.scores import CorpusPiece
 from composer.retrieve.features import FEATURE_DIM
 from composer.tokens import ScoreTokenizer
 from composer.train.adapter import AdapterTrainConfig, train_adapter
 from composer.train.data import TokenCache, build_cache
-from composer.train.scores import CorpusPiece
 from composer.train.trainer import TrainConfig
 
 TPQ = 480
@@ -120,7 +120,7 @@ def test_classifier_round_trip_and_errors(tok, cache, tmp_path):
 
 
 def test_shipped_classifier_loads():
-    clf = StyleClassifier.load(CLASSIFIER)
+    clf = StyleClassifier.load(STYLE_CLASSIFIER)
     assert {"folk", "fiddle", "chorale", "renaissance"} <= set(clf.styles)
     assert clf.coef.shape == (len(clf.styles), FEATURE_DIM + 4)
     assert clf.info["per_style_test_recall"]

@@ -9,7 +9,8 @@ import pytest
 import symusic
 
 from composer.errors import ComposerError
-from composer.tokens import ScoreTokenizer, TokenizerSpec, parse_key
+from composer.music.keys import parse_key
+from composer.tokens import ScoreTokenizer, TokenizerSpec
 from composer.tokens.tokenizer import HIT, INTENSITY, KEY, PITCH, TIMESIG
 
 TPQ = 480

@@ -12,10 +12,11 @@ from conftest import TINY_MODEL
 
 from composer.errors import ComposerError
 from composer.model import ModelSpec, load_checkpoint
+from composer.music.corpus import SkippedPiece
+from composer.music.scores import CorpusPiece
 from composer.tokens import ScoreTokenizer
-from composer.train.corpus import SkippedPiece
+from composer.tokens.tokenizer import HEADER
 from composer.train.data import (
-    HEADER,
     TokenCache,
     WindowSampler,
     build_cache,
@@ -23,7 +24,6 @@ from composer.train.data import (
     style_textures,
 )
 from composer.train.ngram import KneserNey
-from composer.train.scores import CorpusPiece
 from composer.train.trainer import TrainConfig, train
 
 TPQ = 480

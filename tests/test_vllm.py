@@ -14,6 +14,7 @@ from composer.errors import ComposerError
 from composer.model import adapters as ad
 from composer.model import load_checkpoint
 from composer.model.vllm_serve import VllmSampler, export_merged, serve_command
+from composer.train.adapter import save_adapter, wrap_for_training
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 NO_VLLM_REASON = "vLLM has no CPU build; this test runs on a CUDA machine with vllm installed"
@@ -25,12 +26,12 @@ def adapted(tiny_checkpoint, tmp_path_factory):
     model = tmp_path_factory.mktemp("vllm") / "tiny"
     shutil.copytree(tiny_checkpoint, model)
     base = load_checkpoint(model)
-    peft_model = ad.wrap_for_training(base, ad.AdapterConfig(rank=4), seed=0)
+    peft_model = wrap_for_training(base, ad.AdapterConfig(rank=4), seed=0)
     with torch.no_grad():
         for n, p in peft_model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
-    ad.save_adapter(peft_model, ad.adapter_path(model, "folk"), ad.AdapterConfig(rank=4), base, {})
+    save_adapter(peft_model, ad.adapter_path(model, "folk"), ad.AdapterConfig(rank=4), base, {})
     return model
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 def make_tiny_llava(folder: Path) -> Path:
     """Save a loadable AutoProcessor + AutoModelForImageTextToText pair into ``folder``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         CLIPImageProcessorPil,
         CLIPVisionConfig,
@@ -17,8 +18,6 @@ def make_tiny_llava(folder: Path) -> Path:
         LlavaProcessor,
         PreTrainedTokenizerFast,
     )
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import symusic
 
-from composer.model.export import key_signature
-from composer.types import Plan
+from composer.music.keys import key_signature
+from composer.music.roles import ROLES
+from composer.types import GenerationResult, Plan
 
 # Playable ranges (MIDI pitches) of the programs composer's plans use; others get a wide range.
 RANGES = {
@@ -51,8 +52,11 @@ def role_programs(plan: Plan, roles: int) -> list[int]:
     return out
 
 
-def arrange(score: symusic.Score, plan: Plan, roles: tuple[str, ...]) -> symusic.Score:
-    """The decoded score (one track per role, ticks from time 0) as the plan's arrangement."""
+def arrange(music: GenerationResult | symusic.Score, plan: Plan) -> symusic.Score:
+    """Stage 6: the decoder's music (a GenerationResult, or its score: one track per role,
+    ticks from time 0) as the plan's arrangement."""
+    score = music.score() if isinstance(music, GenerationResult) else music
+    roles = ROLES
     tpq = score.ticks_per_quarter
     num, den = plan.meter.value
     unit_ticks = tpq * 4 // den  # ticks per beat of the meter

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 
+from composer.paths import PROMPTS
 from composer.types import Brief, Mood, Pacing, ReasoningStep, SceneNote
-
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
 class BadAnswer(ValueError):
@@ -24,11 +22,11 @@ class BadAnswer(ValueError):
 
 def prompt_texts(signal: Brief) -> tuple[str, str]:
     """(system, user) texts for a clip, filled in from the signal describer's measurements."""
-    system = (PROMPTS_DIR / "describe_system.txt").read_text().strip()
+    system = (PROMPTS / "describe_system.txt").read_text().strip()
     measurements = "; ".join(e for step in signal.reasoning for e in step.evidence)
     scenes = ", ".join(f"{s.start:.1f}-{s.end:.1f}" for s in signal.scenes) or "one scene"
     user = (
-        (PROMPTS_DIR / "describe_user.txt")
+        (PROMPTS / "describe_user.txt")
         .read_text()
         .format(
             duration=signal.duration,
@@ -41,7 +39,7 @@ def prompt_texts(signal: Brief) -> tuple[str, str]:
 
 
 def repair_text(problem: str) -> str:
-    return (PROMPTS_DIR / "describe_repair.txt").read_text().format(problem=problem).strip()
+    return (PROMPTS / "describe_repair.txt").read_text().format(problem=problem).strip()
 
 
 def parse_answer(text: str, signal: Brief, describer: str) -> Brief:

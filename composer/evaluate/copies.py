@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import ScoreTokenizer
@@ -267,7 +266,7 @@ def eval_copies(
     paths: list[Path],
     *,
     reference: str | Path | None = None,
-    cache: str | Path = DEFAULT_CACHE,
+    cache: str | Path | None = None,
     tokenizer: ScoreTokenizer | None = None,
     progress: ProgressFn = no_progress,
 ) -> CopiesReport:
@@ -277,7 +276,7 @@ def eval_copies(
     ``references.json`` beside it (written by ``composer eval priming``: file name -> token cache
     piece id), else none.
     """
-    from composer.retrieve.prime import load_reference
+    from composer.model.prime import load_reference
     from composer.tokens import TokenizerSpec
 
     tok = tokenizer or ScoreTokenizer.named(TokenizerSpec().name)

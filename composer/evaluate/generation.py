@@ -22,16 +22,18 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from composer.config import DEFAULT_CACHE
 from composer.evaluate.metrics import METRICS, Notes, measure, notes_of
-from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
+from composer.model.checkpoint import load_checkpoint
+from composer.model.decode import decode
 from composer.model.export import write_midi
-from composer.model.generate import GenerationRequest, generate
+from composer.music.keys import key_name
 from composer.outputs import atomic_path, atomic_write_text
+from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
-from composer.tokens import BarControls, ScoreTokenizer
-from composer.tokens.spec import key_name
-from composer.train.data import HEADER, TokenCache
+from composer.tokens import ScoreTokenizer
+from composer.tokens.tokenizer import HEADER
+from composer.train.data import TokenCache
+from composer.types import BarControls, GenerationRequest
 
 TOLERANCE = 0.15  # style metrics: relative distance to the held-out corpus allowed
 KEY_TARGET = 0.90
@@ -201,7 +203,7 @@ def _opening(ids: np.ndarray, tok: ScoreTokenizer, piece, bars: int):
 
 def eval_generation(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = DEFAULT_CACHE,
+    cache: str | Path | None = None,
     pieces: int = 100,
     bars: int = 16,
     seed: int = 0,
@@ -226,7 +228,7 @@ def eval_generation(
             midi_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         for i, (opening, req) in enumerate(plans):
             progress("eval", i, len(plans))
-            result = generate(ckpt, req)
+            result = decode(ckpt, req)
             speeds.append(result.tokens_per_second)
             key = key_name(*req.key)
             path = midi_dir / f"{i:03d}-{req.style}-{key}.mid"

@@ -34,15 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.model.checkpoint import DEFAULT_MODEL
+from composer.music.attributes import ATTRIBUTES
+from composer.music.words import meter_class, tempo_class
 from composer.outputs import atomic_write_text
+from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, no_progress
 from composer.train.instructions import (
-    ATTRIBUTES,
-    TEMPO_RANGE,
     classify,
     measure,
-    meter_class,
     phrasebook,
     random_attributes,
 )
@@ -153,14 +152,12 @@ def _met(tok, ids: list[int], path: Path, stated: dict[str, str], th) -> dict[st
     """Which stated attributes the written MIDI file meets."""
     import symusic
 
-    from composer.model.generate import best_key
+    from composer.model.adherence import best_key
 
     score = symusic.Score(str(path))
     measured = classify(measure(tok, ids), th)
     heard = {
-        "tempo": next(
-            (c for c, (lo, hi) in TEMPO_RANGE.items() if lo <= score.tempos[0].qpm < hi), None
-        ),
+        "tempo": tempo_class(score.tempos[0].qpm),
         "mode": best_key(tok, ids)[1],
         "meter": meter_class(
             score.time_signatures[0].numerator, score.time_signatures[0].denominator
@@ -182,14 +179,12 @@ def eval_instructions(
     progress: ProgressFn = no_progress,
 ) -> InstructionsEval:
     """Run both tables (see the module docstring)."""
-    from composer.model.generate import (
-        GenerationRequest,
-        cached_checkpoint,
-        generate,
-        uniform_controls,
-        write_midi,
-    )
+    from composer.model.checkpoint import cached_checkpoint
+    from composer.model.decode import decode
+    from composer.model.export import write_midi
+    from composer.model.generate import uniform_controls
     from composer.model.instruct import controls_for, load_instruct
+    from composer.types import GenerationRequest
 
     base = cached_checkpoint(model)
     inst = load_instruct(base, model)
@@ -218,7 +213,7 @@ def eval_instructions(
                 ("instruct", inst.checkpoint, inst.prefix(text)),
                 ("base", base, None),
             ):
-                ids = generate(ckpt, req, prefix=prefix).best.ids
+                ids = decode(ckpt, req, prefix=prefix).best.ids
                 write_midi(tok, ids, path, tempo=ctl.tempo, key=ctl.key, overwrite=True)
                 met[arm] = _met(tok, ids, path, stated.stated(), inst.thresholds)
                 done += 1
@@ -237,7 +232,7 @@ def eval_instructions(
                     controls=uniform_controls(bars, [1, 2]), seed=seed + j, candidates=candidates,
                 )  # fmt: skip
                 for text in (a, b):
-                    ids = generate(inst.checkpoint, req, prefix=prefixes[text]).best.ids
+                    ids = decode(inst.checkpoint, req, prefix=prefixes[text]).best.ids
                     feats[text].append(_features(tok, ids))
                     done += 1
                     progress("eval instructions", done, total)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.config import DEFAULT_CACHE
-from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint
+from composer.model.checkpoint import load_checkpoint
+from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
 from composer.train.data import TokenCache, eval_windows
@@ -83,7 +83,7 @@ def transposed_pieces(cache: TokenCache, tok: ScoreTokenizer, split: str) -> lis
 
 def eval_loss(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = DEFAULT_CACHE,
+    cache: str | Path | None = None,
     split: str = "val",
     orders: tuple[int, ...] = (3, 4, 5),
     transposed: bool = True,

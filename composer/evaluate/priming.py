@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.config import DEFAULT_CACHE
 from composer.evaluate.copies import REFERENCES_FILE
 from composer.evaluate.generation import held_out_openings, plans_from_held_out
-from composer.model.checkpoint import DEFAULT_MODEL
+from composer.model.checkpoint import cached_checkpoint
+from composer.model.decode import decode
 from composer.model.export import write_midi
-from composer.model.generate import cached_checkpoint, generate
+from composer.model.prime import PRIMER_BARS, plan_priming, reference_from_ids
+from composer.music.keys import key_name
 from composer.outputs import atomic_write_text
+from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
 from composer.retrieve.features import feature_distance, symbolic_features
-from composer.retrieve.prime import PRIMER_BARS, plan_priming, reference_from_ids
-from composer.tokens.spec import key_name
 from composer.train.data import TokenCache
 
 
@@ -89,7 +89,7 @@ class PrimingEval:
 
 def eval_priming(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = DEFAULT_CACHE,
+    cache: str | Path | None = None,
     pieces: int = 24,
     bars: int = 8,
     primer_bars: int = PRIMER_BARS,
@@ -118,7 +118,7 @@ def eval_priming(
         how = plan_priming(req, ref, tok, primer_bars)
         dist = {}
         for label, r in (("primed", how.apply(req)), ("unprimed", req)):
-            ids = generate(ckpt, r).best.ids
+            ids = decode(ckpt, r).best.ids
             dist[label] = feature_distance(symbolic_features(tok.decode(ids)), target)
             if midi_dir is not None:
                 name = f"{i:03d}-{style}-{label}.mid"

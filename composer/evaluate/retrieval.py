@@ -16,8 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from composer.paths import DEFAULT_LIBRARY
 from composer.progress import ProgressFn, no_progress
-from composer.retrieve.library import DEFAULT_LIBRARY, Library, PieceMeta
+from composer.retrieve.library import Library, PieceMeta
 from composer.retrieve.search import SearchConfig, search
 from composer.retrieve.text import COLLECTIONS, NUMBER_WORDS, key_words
 
@@ -139,7 +140,7 @@ def eval_retrieval(
     progress: ProgressFn | None = None,
 ) -> RetrievalReport:
     """Query ``pieces`` pieces of ``split`` (drawn with ``seed``) by paraphrase; rank each."""
-    from composer.train.corpus import split_of
+    from composer.music.corpus import split_of
 
     progress = progress or no_progress
     lib = library if isinstance(library, Library) else Library.open(library)

@@ -28,17 +28,16 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
-from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.evaluate.metrics import measure, notes_of
-from composer.model.checkpoint import DEFAULT_MODEL
 from composer.outputs import atomic_write_text
+from composer.paths import DEFAULT_MODEL, STYLE_CLASSIFIER
 from composer.progress import ProgressFn, log, no_progress
-from composer.tokens import BarControls, ScoreTokenizer
-from composer.train.data import HEADER, TokenCache
+from composer.tokens import ScoreTokenizer
+from composer.tokens.tokenizer import HEADER
+from composer.train.data import TokenCache
+from composer.types import BarControls
 
-ROOT = Path(__file__).resolve().parents[2]
-CLASSIFIER = ROOT / "evals" / "style_classifier" / "classifier.json"
 TARGET = 0.80  # agreement with the requested style, with the adapter
 
 
@@ -89,7 +88,7 @@ class StyleClassifier:
         atomic_write_text(path, json.dumps(data) + "\n")
 
     @classmethod
-    def load(cls, path: Path = CLASSIFIER) -> StyleClassifier:
+    def load(cls, path: Path = STYLE_CLASSIFIER) -> StyleClassifier:
         try:
             d = json.loads(Path(path).read_text())
             out = cls(
@@ -271,19 +270,21 @@ def _counts(heard: dict[str, int]) -> str:
 
 def eval_styles(
     model: str | Path = DEFAULT_MODEL,
-    cache: str | Path = DEFAULT_CACHE,
+    cache: str | Path | None = None,
     per_style: int = 100,
     bars: int = 8,
     seed: int = 0,
     candidates: int = 4,
-    classifier: Path = CLASSIFIER,
+    classifier: Path = STYLE_CLASSIFIER,
     out: Path | None = None,
     progress: ProgressFn = no_progress,
 ) -> StylesEval:
     """Generate ``per_style`` pieces per adapted style with and without its adapter and
     classify them (see the module docstring)."""
     from composer.model.adapters import list_adapters, style_contrast
-    from composer.model.generate import GenerationRequest, cached_checkpoint, generate
+    from composer.model.checkpoint import cached_checkpoint
+    from composer.model.decode import decode
+    from composer.types import GenerationRequest
 
     clf = StyleClassifier.load(classifier)
     base = cached_checkpoint(model)
@@ -321,7 +322,7 @@ def eval_styles(
             )  # fmt: skip
             for arm, (adapter, contrast) in arms.items():
                 ckpt = cached_checkpoint(model, adapter)
-                ids = generate(ckpt, dataclasses.replace(req, contrast=contrast)).best.ids
+                ids = decode(ckpt, dataclasses.replace(req, contrast=contrast)).best.ids
                 heard[arm].append(clf.predict(excerpt_features(tok, ids))[0])
                 done += 1
                 progress("eval styles", done, total)

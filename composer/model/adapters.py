@@ -20,44 +20,25 @@ adapters' scales were chosen on a tuning draw of ``composer eval styles`` (READM
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from composer.errors import ComposerError
-from composer.model.card import write_adapter_card
 from composer.model.checkpoint import Checkpoint
-from composer.outputs import atomic_write_text, make_readable
 from composer.progress import log
+from composer.types import StyleContrast
 
 ADAPTERS_DIR = "adapters"
 ADAPTER_META = "adapter.json"
 MAX_ADAPTER_BYTES = 4 * 1024 * 1024
 AUTO = "auto"  # as an adapter name: the one named after the requested style, if any
+INSTRUCT = "instruct"  # the instruct adapter (composer.model.instruct)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CONTRAST = "contrast"  # the key of a style adapter's StyleContrast in adapter.json's info
-
-
-@dataclass(frozen=True)
-class StyleContrast:
-    """Guidance away from a neighbouring style: each step's log-probs are ``other + scale *
-    (style - other)``, where ``other`` is the same decoder reading ``against`` as the header's
-    style token instead of the requested style. It pushes the music towards what tells the
-    style apart from the one it is most easily taken for (a fiddle tune from a folk song); the
-    scale 1 is no guidance. It costs a second row per candidate."""
-
-    against: str
-    scale: float = 1.0
-
-    @property
-    def active(self) -> bool:
-        return self.scale != 1.0
 
 
 @dataclass(frozen=True)
@@ -106,61 +87,6 @@ def list_adapters(model: str | Path) -> list[str]:
 def style_adapter(model: str | Path, style: str) -> str | None:
     """The adapter named after ``style`` when the checkpoint has one, else None."""
     return style if style in list_adapters(model) else None
-
-
-def wrap_for_training(base: Checkpoint, config: AdapterConfig, seed: int = 0):
-    """A peft model over a copy of ``base.model`` with fresh LoRA weights (B = 0: starts as
-    the base); only the LoRA weights require gradients."""
-    from peft import get_peft_model
-
-    torch.manual_seed(seed)  # lora_A's initialisation
-    model = copy.deepcopy(base.model).float()
-    return get_peft_model(model, config.lora())
-
-
-def save_adapter(
-    peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict, extra=None
-):
-    """Write the adapter folder atomically (a staging folder, then a rename); refuse > 4 MB.
-
-    ``extra(tmp)`` writes further files into the staging folder (the instruct adapter's).
-    """
-    if folder.exists() and not (folder / ADAPTER_META).exists():
-        raise ComposerError(folder, f"is not an adapter (no {ADAPTER_META}): not replaced")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
-        # The base is the folder the adapter sits in; peft would record this machine's path.
-        for cfg in peft_model.peft_config.values():
-            cfg.base_model_name_or_path = folder.parent.parent.name
-        peft_model.save_pretrained(tmp)
-        if extra is not None:
-            extra(tmp)
-        size = sum(f.stat().st_size for f in tmp.iterdir())
-        if size > MAX_ADAPTER_BYTES:
-            raise ComposerError(
-                folder, f"adapter is {size / 2**20:.1f} MB, over the 4 MB limit (lower the rank)"
-            )
-        meta = {
-            "config": dataclasses.asdict(config),
-            "base_tokenizer_hash": base.spec.tokenizer_hash,
-            "base_weights": base.weights_digest,
-            "info": info,
-        }
-        atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
-        write_adapter_card(tmp, folder.name)  # peft's own card is an empty template
-        make_readable(tmp)
-        if folder.exists():  # the old adapter goes aside under a name of this run's, then away
-            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=tmp.parent))
-            folder.rename(aside)
-            tmp.rename(folder)
-            shutil.rmtree(aside)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
 
 
 def read_meta(folder: Path) -> dict:
@@ -266,28 +192,6 @@ def style_contrast(
         return None
     contrast = StyleContrast(saved["against"], float(saved["scale"] if scale is None else scale))
     return contrast if contrast.active else None
-
-
-def contrast_record(
-    contrast: StyleContrast, likelihoods: dict[str, float], given: bool = False
-) -> dict:
-    """``contrast`` as adapter.json's info keeps it: with the per-style likelihoods of the
-    style's validation windows, and whether its neighbour was named (``given``) rather than
-    the likeliest of them."""
-    return {
-        **dataclasses.asdict(contrast),
-        "given": given,
-        "val_nll_by_style": {k: round(v, 4) for k, v in likelihoods.items()},
-    }
-
-
-def set_contrast(folder: Path, record: dict) -> None:
-    """Save a ``contrast_record`` in the adapter folder's adapter.json, atomically, and rewrite
-    its card."""
-    meta = read_meta(folder)
-    meta.setdefault("info", {})[CONTRAST] = record
-    atomic_write_text(folder / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
-    write_adapter_card(folder)
 
 
 _MERGED: dict[tuple[str, str], Checkpoint] = {}

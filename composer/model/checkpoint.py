@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from transformers.core_model_loading import revert_weight_conversion
 
 from composer.errors import ComposerError
 from composer.outputs import make_readable
+from composer.paths import DEFAULT_MODEL
 from composer.progress import log, quiet_loading
 from composer.tokens import ScoreTokenizer
 
@@ -47,8 +49,6 @@ SHAPE_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers",
                 "moe_intermediate_size", "shared_expert_intermediate_size", "num_local_experts",
                 "num_experts", "num_experts_per_tok", "decoder_sparse_step",
                 "max_position_embeddings", "tie_word_embeddings")  # fmt: skip
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = MODELS_DIR / "composer-moe"
 
 
 @dataclass(frozen=True)
@@ -335,3 +335,29 @@ def load_checkpoint(
     return Checkpoint(
         model=model, spec=spec, tokenizer=tok, info=meta.get("info", {}), weights_digest=digest[:16]
     )
+
+
+_LOADED: dict[str, Checkpoint] = {}
+_LOADING = threading.Lock()  # compose loads the model in a second thread while it searches
+
+
+def cached_checkpoint(model: str | Path = DEFAULT_MODEL, adapter: str | None = None) -> Checkpoint:
+    """The checkpoint at ``model``, loaded once per process; with ``adapter``, that adapter
+    merged in (merged once per process too, see composer.model.adapters)."""
+    from composer.model import adapters
+
+    key = str(Path(model).resolve())
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = load_checkpoint(model)
+        if adapter is None:
+            return _LOADED[key]
+        return adapters.cached_adapter(_LOADED[key], model, adapter)
+
+
+def forget_checkpoints() -> None:
+    """Drop the loaded checkpoints (a benchmark that counts loading starts cold)."""
+    from composer.model import adapters
+
+    _LOADED.clear()
+    adapters.forget_adapters()

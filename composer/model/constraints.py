@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from composer.tokens import BarControls, ScoreTokenizer
+from composer.tokens import ScoreTokenizer
 from composer.tokens.tokenizer import (
     BAR,
     DURATION,
@@ -32,6 +32,7 @@ from composer.tokens.tokenizer import (
     TIMESIG,
     VELOCITY,
 )
+from composer.types import BarControls
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the raised leading tone

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import symusic
 
+from composer.music.keys import key_signature
 from composer.outputs import atomic_path
 from composer.tokens import ScoreTokenizer
-from composer.tokens.spec import key_name
 
 # Until the arrange stage chooses instruments, roles play a string ensemble (GM programs).
 DEFAULT_PROGRAMS = {"melody": 40, "harmony1": 40, "harmony2": 41, "harmony3": 41,
@@ -34,13 +34,3 @@ def write_midi(
     with atomic_path(path, overwrite=overwrite, kind="midi") as tmp:
         score.dump_midi(str(tmp))
     return score
-
-
-def key_signature(key: tuple[int, str]) -> tuple[int, int]:
-    """(sharps, negative for flats; 0 major / 1 minor) of the key, as spelled by key_name."""
-    tonic, mode = key
-    major_tonic = (tonic + 3) % 12 if mode == "minor" else tonic
-    fifths = (major_tonic * 7) % 12  # position on the circle of fifths from C
-    if fifths > 6 or (fifths == 6 and "b" in key_name(*key)):
-        fifths -= 12
-    return fifths, int(mode == "minor")

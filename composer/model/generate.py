@@ -1,534 +1,185 @@
-"""Generation: n candidates decoded as a batch under the constraints, the best one kept.
+"""Stage 5, generate: a GenerationRequest (from the plan, or from values and words) becomes music.
 
-``generate`` takes the control sequence the plan stage produces (per-bar intensity, hits,
-sections), not only the CLI's flags. The decoding loop keeps transformers' KV cache between
-steps, feeds one token per row, and samples with a seeded generator, so the same seed and
-inputs give the same tokens.
+``generate`` loads the checkpoint once per process, merges the style adapter the request's
+style names (and decodes with its guidance), primes the decoder from a reference piece, decodes
+(composer.model.decode) and, given a path, writes the best candidate as a MIDI file. Without a
+request, one is made from the values and words given (``request_from``): what ``composer
+generate`` does.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-import symusic
-import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from composer.errors import ComposerError
 from composer.model import adapters
-from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
-from composer.model.constraints import Cadence, KeyBias, PitchTilt, ScoreGrammar
-from composer.model.draft import LookupDrafter, accept
+from composer.model.checkpoint import cached_checkpoint
+from composer.model.decode import check_request, decode
 from composer.model.export import write_midi
-from composer.model.fast import FastDecoder
-from composer.progress import ProgressFn, log, no_progress
-from composer.tokens import BarControls, ScoreTokenizer
+from composer.music.keys import Key, parse_key
+from composer.paths import DEFAULT_MODEL
+from composer.progress import ProgressFn, no_progress
+from composer.tokens import STYLES
+from composer.types import BarControls, GenerationRequest, GenerationResult, References
 
-# Tokens per bar to budget for (the grammar ends every row well before on real music).
-_MAX_TOKENS_PER_BAR = 160
-# Drafted tokens verified per row and step (composer/model/draft.py).
-_MAX_DRAFT = 3
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """What to write. ``controls`` holds one BarControls per bar (the plan's bar grid)."""
-
-    style: str
-    key: tuple[int, str]
-    meter: tuple[int, int]
-    controls: tuple[BarControls, ...]
-    roles: tuple[int, ...] | None = None  # role ids to write (None: the style's texture)
-    every_role_every_bar: bool = False  # each of ``roles`` plays in every bar
-    temperature: float = 1.0
-    top_p: float = 0.95
-    key_penalty: float = 3.0
-    cadence: bool = True  # end on the tonic triad, the bass on the tonic
-    seed: int = 0
-    candidates: int = 4
-    # Body tokens of whole bars (no header, no EOS) that the decoder reads before writing:
-    # a reference's excerpt, already in the request's key and meter. Not part of the output.
-    primer: tuple[int, ...] = ()
-    # Register (constraints.PitchTilt): logits added per octave above middle C to every pitch
-    # (< 0 pulls down), and the pull of a well around A4 (0: none).
-    register_tilt: float = 0.0
-    register_well: float = 0.0
-    # Guidance away from a neighbouring style (a style adapter's, composer.model.adapters).
-    contrast: adapters.StyleContrast | None = None
-
-    @property
-    def bars(self) -> int:
-        return len(self.controls)
-
-
-@dataclass
-class Candidate:
-    ids: list[int]
-    log_likelihood: float  # mean log-probability per generated token under the raw model
-    adherence: float  # 0..1: intensity, hits and key as requested
-    details: dict = field(default_factory=dict)
-
-
-@dataclass
-class GenerationResult:
-    request: GenerationRequest
-    best: Candidate
-    candidates: list[Candidate]
-    tokens_per_second: float
-
-    def score(self, tokenizer: ScoreTokenizer) -> symusic.Score:
-        return tokenizer.decode(self.best.ids)
+DEFAULT_TEMPO = 100.0
 
 
 def uniform_controls(
-    bars: int, intensity: list[int] | None = None, sections: tuple[int, ...] = (0,)
+    bars: int, intensity: Sequence[int] | None = None, sections: tuple[int, ...] = (0,)
 ) -> tuple[BarControls, ...]:
     """Per-bar controls from a (cycled) intensity list and section starts, with no hits."""
-    levels = intensity or [1]
+    levels = list(intensity or [1])
     return tuple(
         BarControls(intensity=levels[i % len(levels)], section=i in sections) for i in range(bars)
     )
 
 
-@dataclass(frozen=True)
-class Prefix:
-    """An instruction's prefix vectors for the decoder (composer.model.instruct), with
-    classifier-free guidance: each step's log-probs are ``neutral + guidance * (instruction -
-    neutral)``, where ``neutral`` is what the decoder writes after the average instruction's
-    vectors. Guidance 1 (or no ``neutral``) is the instruction alone."""
-
-    vectors: torch.Tensor  # (K, H)
-    neutral: torch.Tensor | None = None  # (K, H)
-    guidance: float = 1.0
-
-    @property
-    def guided(self) -> bool:
-        return self.neutral is not None and self.guidance != 1.0
-
-
-def processors(
-    tok: ScoreTokenizer, req: GenerationRequest, batch: int, prompt_len: int
-) -> tuple[ScoreGrammar, LogitsProcessorList]:
-    grammar = ScoreGrammar(
-        tok, req.meter, list(req.controls), batch, prompt_len, req.roles,
-        every_role_every_bar=req.every_role_every_bar,
-    )  # fmt: skip
-    chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty), grammar])
-    if req.register_tilt or req.register_well:
-        chain.insert(1, PitchTilt(tok, req.register_tilt, req.register_well))
-    if req.cadence:
-        chain.append(Cadence(tok, req.key, grammar))
-    if req.temperature != 1.0:
-        chain.append(TemperatureLogitsWarper(req.temperature))
-    if req.top_p < 1.0:
-        chain.append(TopPLogitsWarper(req.top_p, min_tokens_to_keep=1))
-    return grammar, chain
-
-
-@contextlib.contextmanager
-def decoding_threads(n: int = 1) -> Iterator[None]:
-    """Run torch ops on ``n`` threads, restoring the previous count after.
-
-    One decoding step is a few small matrix products: intra-op threads buy little, and when
-    another process holds a core their synchronisation costs 50x (measured: 705 vs 10 tokens/s
-    with 2 threads on 2 cores, one busy).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
+def request_from(
+    *,
+    style: str = "chorale",
+    key: Key | str | None = None,
+    meter: tuple[int, int] | str | None = None,
+    tempo: float | None = None,
+    bars: int = 16,
+    intensity: Sequence[int] | None = None,
+    instruction: str | None = None,
+    seed: int = 0,
+    candidates: int = 4,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    model: str | Path | None = None,
+) -> tuple[GenerationRequest, float, dict[str, tuple[str, float]]]:
+    """The request (and tempo) that values and words make: ``key`` ("D minor"), ``meter``
+    ("6/8"), ``tempo`` in bpm, per-bar ``intensity`` levels (cycled), and an ``instruction`` in
+    plain words, whose reading (by the model's instruction reader) sets what the values leave
+    unset. Also returns the reading: {attribute: (value, probability)}."""
+    if style not in STYLES:
+        raise ComposerError(None, f"unknown style {style!r}; valid styles: " + ", ".join(STYLES))
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        key = parse_key(key) if isinstance(key, str) else key
+        if isinstance(meter, str):
+            meter = tuple(int(x) for x in meter.split("/"))  # type: ignore[assignment]
+    except ValueError as e:
+        raise ComposerError(None, str(e) if "valid" in str(e) else f"bad meter ({e})") from None
+    if intensity is not None and not all(0 <= v <= 3 for v in intensity):
+        raise ComposerError(None, "intensity levels are 0, 1, 2 or 3")
+    roles, tilt, well, reading = None, 0.0, 0.0, {}
+    if instruction:
+        from composer.model.instruct import read_instruction
 
-
-@torch.inference_mode()
-def sample(
-    ckpt: Checkpoint,
-    req: GenerationRequest,
-    progress: ProgressFn = no_progress,
-    fast: bool = True,
-    draft: int = _MAX_DRAFT,
-    prefix: Prefix | None = None,
-) -> tuple[list[list[int]], list[float], float]:
-    """Decode ``req.candidates`` rows; returns their ids, mean raw log-probs (guided ones
-    when the prefix or the request's style contrast guides) and tokens/s.
-
-    ``fast`` uses composer's lean decoder (Mixtral-style checkpoints; bf16 weights as stored)
-    instead of transformers' forward with its KV cache, and with ``draft`` > 0 verifies up to
-    that many drafted tokens per row and step (composer/model/draft.py); the tokens kept are
-    distributed as one-at-a-time sampling would draw them. ``prefix``: an instruction's
-    prefix vectors, placed before the header (and the guidance they are decoded with).
-    """
-    import time
-
-    tok, model = ckpt.tokenizer, ckpt.model
-    n = req.candidates
-    context = ckpt.spec.context - (0 if prefix is None else len(prefix.vectors))
-    primer = list(req.primer)
-    if len(primer) > context // 2 - 3:  # the primer must leave room to write after it
-        log.warning("primer of %d tokens dropped: the context holds %d", len(primer), context)
-        primer = []
-    header = tok.header(req.style, req.key) + primer
-    grammar, chain = processors(tok, req, n, len(header))
-    gen = torch.Generator().manual_seed(req.seed)
-    budget = len(header) + req.bars * _MAX_TOKENS_PER_BAR + 4
-    seqs = [list(header) for _ in range(n)]
-    logp = [0.0] * n
-    counts = [0] * n
-    lean = fast and FastDecoder.supports(model)
-    drafter = LookupDrafter(seqs, draft if lean else 0)
-    contrast = None
-    if req.contrast is not None and req.contrast.active and req.contrast.against != req.style:
-        contrast = (tok.vocab[f"Style_{req.contrast.against}"], req.contrast.scale)
-    forward = _Forward(model, n, ckpt.spec.context, lean, prefix, contrast)
-    held = 0  # tokens of the longest row in the model's cache
-    # Tokens of each row left out of the cache by the last restart (the window slid past them):
-    # the cache holds len(row) - 1 - dropped[b] of its tokens.
-    dropped = [0] * n
-    start = time.perf_counter()
-    with decoding_threads():
-        while not all(grammar.done()) and max(map(len, seqs)) < budget:
-            proposals = [drafter.propose(b, grammar, grammar.rows[b]) for b in range(n)]
-            drafts = [d for d, _ in proposals]
-            width = 1 + max(map(len, drafts))
-            # Each row: its last token (not yet in the cache) then its draft, padded.
-            pad = [tok.pad_id] * width
-            step = [
-                s[-1:] + d + pad[: width - 1 - len(d)] for s, d in zip(seqs, drafts, strict=True)
-            ]
-            restart = None
-            if held == 0 or held + width > context:
-                # First step, or the cache is full: keep the header and the most recent tokens.
-                keep = min(context * 3 // 4, min(map(len, seqs)) - 1) - len(header)
-                keep = max(0, keep)
-                restart = [
-                    s[: min(len(header), len(s) - 1)] + s[len(s) - 1 - keep : -1] for s in seqs
-                ]
-                dropped = [len(s) - 1 - len(p) for s, p in zip(seqs, restart, strict=True)]
-            logits = forward(torch.tensor(step), restart)  # (n, width, V)
-            raw = torch.log_softmax(logits, -1)
-            states = [st + [st[-1]] * (width - len(st)) for _, st in proposals]
-            flat = [x for row in states for x in row]
-            scores = logits.reshape(n * width, -1)
-            for proc in chain:  # not chain(...): it inspects every processor's signature per call
-                scores = proc.apply(scores, flat) if hasattr(proc, "apply") else proc(None, scores)
-            probs = torch.softmax(scores, -1).view(n, width, -1)
-            kept, drawn = accept(probs, drafts, gen)
-            news = [drafts[b][: kept[b]] + [int(drawn[b])] for b in range(n)]
-            # Raw log-probabilities of every new token, read in one indexing op.
-            at = [(b, j, t) for b, new in enumerate(news) for j, t in enumerate(new)]
-            lps = iter(raw[tuple(torch.tensor(at).T)].tolist())
-            for b, new in enumerate(news):
-                for t in new:
-                    lp = next(lps)
-                    if grammar.rows[b].expect != "done":
-                        logp[b] += lp
-                        counts[b] += 1
-                    grammar.advance(grammar.rows[b], t)
-                drafter.extend(b, new)
-                seqs[b].extend(new)
-            held = forward.rewind([len(s) - 1 - d for s, d in zip(seqs, dropped, strict=True)])
-            progress("generate", min(r.bar for r in grammar.rows), req.bars)
-    elapsed = time.perf_counter() - start
-    rows = []
-    plain_header = header[: len(header) - len(primer)]
-    for row in seqs:
-        row = plain_header + row[len(header) :]  # the primer is context, not output
-        end = row.index(tok.eos_id) + 1 if tok.eos_id in row else len(row)
-        rows.append(row[:end])
-    mean_lp = [lp / max(c, 1) for lp, c in zip(logp, counts, strict=True)]
-    return rows, mean_lp, sum(counts) / max(elapsed, 1e-9)
-
-
-class _Forward:
-    """forward(step (B, W), restart) -> logits (B, W, V) of the step's positions.
-
-    ``restart`` (equal-length rows, or None) restarts the cache from those tokens first, after
-    the prefix's vectors (K, H) when there are any. ``rewind(lengths)`` then keeps
-    ``lengths[b]`` tokens of row b (a draft's rejected tail is dropped) and returns the longest
-    row's length; lengths count tokens, not the vectors before them. With guidance, every row
-    is decoded twice (B more rows, after the neutral vectors or, for a style ``contrast``
-    (token id, scale), with that style token in the header) and the logits returned are the
-    guided log-probs.
-    """
-
-    def __init__(
-        self, model, batch: int, context: int, lean: bool, prefix: Prefix | None,
-        contrast: tuple[int, float] | None = None,
-    ):  # fmt: skip
-        self.model = model
-        self.guidance = prefix.guidance if prefix is not None and prefix.guided else None
-        self.other_style = None
-        if contrast is not None:
-            if self.guidance:
-                raise ValueError("an instruction's guidance and a style contrast do not combine")
-            self.other_style, self.guidance = contrast
-        rows = batch * (2 if self.guidance else 1)
-        self.decoder = FastDecoder(model, rows, context) if lean else None
-        self.cache = None
-        self.vectors = None  # (rows, K, H)
-        if prefix is not None:
-            parts = [prefix.vectors] + ([prefix.neutral] if prefix.guided else [])
-            self.vectors = torch.cat([v.expand(batch, -1, -1) for v in parts])
-            if self.other_style is not None:  # the contrast rows read the same vectors
-                self.vectors = torch.cat([self.vectors, self.vectors])
-        self.held_vectors = 0 if prefix is None else len(prefix.vectors)
-
-    def __call__(self, step: torch.Tensor, restart: list[list[int]] | None) -> torch.Tensor:
-        if self.guidance:  # the neutral rows follow their own rows token for token
-            step = torch.cat([step, step])
-            if restart is not None:
-                # Every restart keeps the header, BOS Style Key: index 1 is the style token.
-                other = [r[:1] + [self.other_style] + r[2:] for r in restart]
-                restart = restart + (restart if self.other_style is None else other)
-        logits = self._run(step, restart)
-        if not self.guidance:
-            return logits
-        cond, neutral = torch.log_softmax(logits, -1).chunk(2)
-        return neutral + self.guidance * (cond - neutral)
-
-    def _run(self, step: torch.Tensor, restart: list[list[int]] | None) -> torch.Tensor:
-        if self.decoder is not None:
-            if restart is not None:
-                self.decoder.reset()
-                if self.vectors is not None:
-                    self.decoder.forward_all(embeds=self.vectors)
-                self.decoder.forward_all(torch.tensor(restart))
-            return self.decoder.forward_all(step)
-        # transformers' forward: one token per row and step, so rows stay the same length.
-        if restart is None:
-            out = self.model(input_ids=step, cache=self.cache, use_cache=True)
-        else:
-            x = torch.cat([torch.tensor(restart), step], 1)
-            embeds = self.model.get_input_embeddings()(x)
-            if self.vectors is not None:
-                embeds = torch.cat([self.vectors.to(embeds.dtype), embeds], 1)
-            out = self.model(inputs_embeds=embeds, use_cache=True)
-        self.cache = out.cache
-        return out.logits[:, -step.shape[1] :].float()
-
-    def rewind(self, lengths: list[int]) -> int:
-        if self.decoder is not None:
-            rows = lengths + lengths if self.guidance else lengths
-            self.decoder.rewind(torch.tensor(rows) + self.held_vectors)
-        return max(lengths)
-
-
-def adherence(tok: ScoreTokenizer, ids: list[int], req: GenerationRequest) -> tuple[float, dict]:
-    """How well ``ids`` meets the request: measured intensity and hits per bar, and the key."""
-    measured = tok.measure_controls(ids, n_roles_hint=len(req.roles) if req.roles else None)
-    bars = min(len(measured), req.bars)
-    if bars == 0:
-        return 0.0, {"bars": 0}
-    inten = np.mean([measured[i].intensity == req.controls[i].intensity for i in range(bars)])
-    wanted_hits = [i for i in range(bars) if req.controls[i].hit is not None]
-    hits = (
-        np.mean([measured[i].hit == req.controls[i].hit for i in wanted_hits])
-        if wanted_hits
-        else 1.0
+        said, confidence, ctl = read_instruction(
+            instruction, model or DEFAULT_MODEL, key=key, meter=meter, tempo=tempo,
+            intensity=tuple(intensity) if intensity else None,
+        )  # fmt: skip
+        reading = {a: (v, confidence[a]) for a, v in said.stated().items()}
+        key, meter, tempo, intensity = ctl.key, ctl.meter, ctl.tempo, ctl.intensity
+        roles, tilt, well = ctl.roles, ctl.register_tilt, ctl.register_well
+    request = GenerationRequest(
+        style=style,
+        key=tuple(key or (0, "major")),
+        meter=tuple(meter or (4, 4)),
+        controls=uniform_controls(bars, intensity),
+        seed=seed,
+        candidates=candidates,
+        temperature=temperature,
+        top_p=top_p,
+        roles=roles,
+        register_tilt=tilt,
+        register_well=well,
     )
-    key_fit = key_correlation(tok, ids, req.key)
-    heard = best_key(tok, ids)
-    # The key counts fully when it is the one a listener's key-finder hears, else by how close
-    # the music's profile still is to it.
-    key_score = 1.0 if heard == req.key else 0.5 * max(key_fit, 0.0)
-    total = float((inten + hits + key_score) / 3)
-    return total, {
-        "intensity": float(inten),
-        "hits": float(hits),
-        "key_corr": key_fit,
-        "key_heard": list(heard),
-        "bars": len(measured),
-    }
-
-
-# Aarden-Essen key profiles (Aarden 2003, from Essen folk-song statistics; as published in
-# Humdrum's keycor and used by music21's default key analysis). Their known weakness is hearing
-# the subdominant as the tonic, which is exactly the mistake the selector should screen out.
-_AE_MAJOR = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
-                      0.145624, 8.15494, 0.232998, 4.95122])  # fmt: skip
-_AE_MINOR = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494,
-                      18.6161, 4.56621, 1.93186, 7.37619, 1.75623])  # fmt: skip
-
-
-def pitch_class_durations(tok: ScoreTokenizer, ids: list[int]) -> np.ndarray:
-    """Duration-weighted pitch-class histogram (12,) of a token stream."""
-    from composer.tokens.tokenizer import DURATION, PITCH
-
-    hist = np.zeros(12)
-    pitch = None
-    for i in ids:
-        if tok.kind[i] == PITCH:
-            pitch = int(tok.value[i])
-        elif tok.kind[i] == DURATION and pitch is not None:
-            hist[pitch % 12] += max(int(tok.ticks[i]), 1)
-            pitch = None
-    return hist
-
-
-def key_correlations(hist: np.ndarray) -> np.ndarray:
-    """Correlation of ``hist`` with each key's profile: (24,), majors C..B then minors C..B."""
-    if hist.sum() == 0 or hist.std() == 0:
-        return np.zeros(24)
-    out = np.empty(24)
-    for m, profile in enumerate((_AE_MAJOR, _AE_MINOR)):
-        for tonic in range(12):
-            c = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
-            out[m * 12 + tonic] = 0.0 if math.isnan(c) else c
-    return out
-
-
-def key_correlation(tok: ScoreTokenizer, ids: list[int], key: tuple[int, str]) -> float:
-    """Correlation of the duration-weighted pitch-class histogram with the key's profile."""
-    corr = key_correlations(pitch_class_durations(tok, ids))
-    return float(corr[key[0] % 12 + 12 * (key[1] == "minor")])
-
-
-def best_key(tok: ScoreTokenizer, ids: list[int]) -> tuple[int, str]:
-    """The key whose profile fits the music best (Krumhansl-Schmuckler with Aarden-Essen)."""
-    k = int(np.argmax(key_correlations(pitch_class_durations(tok, ids))))
-    return k % 12, "minor" if k >= 12 else "major"
-
-
-def with_style_texture(ckpt: Checkpoint, req: GenerationRequest) -> GenerationRequest:
-    """``req`` with the voices its style writes in the training corpus (the checkpoint's
-    ``style_roles``) when it names none; a style the checkpoint has no texture for writes any."""
-    texture = ckpt.info.get("style_roles", {}).get(req.style)
-    if req.roles is not None or not texture:
-        return req
-    return dataclasses.replace(req, roles=tuple(texture))
+    return request, DEFAULT_TEMPO if tempo is None else float(tempo), reading
 
 
 def generate(
-    ckpt: Checkpoint,
-    req: GenerationRequest,
-    progress: ProgressFn = no_progress,
-    prefix: Prefix | None = None,
-) -> GenerationResult:
-    """Decode ``req.candidates`` candidates and keep the best by likelihood and adherence.
-
-    ``prefix``: an instruction's prefix (composer.model.instruct.Instruct.prefix), for a
-    checkpoint with the instruct adapter merged."""
-    check_request(req, ckpt.tokenizer)
-    req = with_style_texture(ckpt, req)
-    rows, lps, speed = sample(ckpt, req, progress, prefix=prefix)
-    cands = []
-    for row, lp in zip(rows, lps, strict=True):
-        adh, details = adherence(ckpt.tokenizer, row, req)
-        cands.append(Candidate(row, lp, adh, details))
-    # The key heard as asked first (an explicit request), then adherence to the plan's
-    # controls, then likelihood to break near-ties.
-    best = max(
-        cands,
-        key=lambda c: (
-            tuple(c.details.get("key_heard", ())) == tuple(req.key),
-            round(c.adherence, 2),
-            c.log_likelihood,
-        ),
-    )
-    return GenerationResult(req, best, cands, speed)
-
-
-_MAX_CANDIDATES = 64  # decoded as one batch: memory grows with it
-
-
-def check_request(req: GenerationRequest, tok: ScoreTokenizer, tempo: float | None = None) -> None:
-    """Refuse a request the decoder cannot serve, in one line, before any decoding.
-
-    With ``tempo`` (quarter notes per minute), also the tempo and the length in seconds
-    against :func:`composer.config.limits`."""
-    from composer.config import duration_problem, tempo_problem
-
-    problems = []
-    if req.bars < 1:
-        problems.append("at least one bar is needed")
-    if not 1 <= req.candidates <= _MAX_CANDIDATES:
-        problems.append(f"candidates must be 1 to {_MAX_CANDIDATES}, not {req.candidates}")
-    if not (math.isfinite(req.temperature) and req.temperature > 0):
-        problems.append(f"temperature must be above 0, not {req.temperature}")
-    if not 0 < req.top_p <= 1:
-        problems.append(f"top-p must be above 0 and at most 1, not {req.top_p}")
-    num, den = req.meter
-    if num not in dict(tok.spec.meters).get(den, ()):
-        problems.append(f"the vocabulary has no {num}/{den} meter")
-    if tempo is not None:
-        if why := tempo_problem(tempo):
-            problems.append(why)
-        elif why := duration_problem(req.bars * num * 4 / den * 60 / tempo):
-            problems.append(f"{req.bars} bars at {tempo:g} bpm: {why}")
-    if problems:
-        raise ComposerError(None, "; ".join(problems))
-
-
-_LOADED: dict[str, Checkpoint] = {}
-
-
-def cached_checkpoint(model: str | Path = DEFAULT_MODEL, adapter: str | None = None) -> Checkpoint:
-    """The checkpoint at ``model``, loaded once per process; with ``adapter``, that adapter
-    merged in (merged once per process too, see composer.model.adapters)."""
-    key = str(Path(model).resolve())
-    if key not in _LOADED:
-        _LOADED[key] = load_checkpoint(model)
-    if adapter is None:
-        return _LOADED[key]
-    return adapters.cached_adapter(_LOADED[key], model, adapter)
-
-
-def forget_checkpoints() -> None:
-    """Drop the loaded checkpoints (a benchmark that counts loading starts cold)."""
-    _LOADED.clear()
-    adapters.forget_adapters()
-
-
-def generate_midi(
-    req: GenerationRequest,
-    path: str | Path,
+    request: GenerationRequest | None = None,
     *,
-    tempo: float = 100.0,
-    model: str | Path = DEFAULT_MODEL,
+    tempo: float | None = None,
+    references: References | None = None,
+    reference: str | Path | None = None,
+    model: str | Path | None = None,
     adapter: str | None = adapters.AUTO,
     style_guidance: float | None = None,
     instruction: str | None = None,
+    output: str | Path | None = None,
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
+    **values,
 ) -> GenerationResult:
-    """Load the checkpoint (once per process), generate, and write the best candidate as MIDI.
+    """Write music for ``request`` (or for the ``values`` and ``instruction`` that
+    ``request_from`` reads) with the decoder at ``model`` (default: the shipped one).
 
-    ``adapter``: a style adapter's name, None for the base alone, or ``"auto"`` (the default):
-    the adapter named after ``req.style`` when the checkpoint has one; a style adapter decodes
-    with its guidance away from its neighbouring style (composer.model.adapters), at
-    ``style_guidance`` in place of its own scale when given. ``instruction``: plain
-    words the instruct adapter's prefix conditions the decoder on (the request's controls are
-    the caller's: ``composer.model.instruct.read_instruction`` derives them from the same
-    text).
+    - ``adapter``: a LoRA adapter's name, None for the base alone, ``"auto"`` for the one named
+      after the request's style when the model has one (decoded with its guidance away from the
+      neighbouring style, at ``style_guidance`` in place of its own scale when given), or
+      ``"instruct"``: the instruct adapter, whose prefix reads ``instruction``.
+    - Priming: ``references`` (the retrieve stage's picks) or ``reference``: a file
+      ``FILE[#N]``, or ``"auto"`` for the library's best piece for the request.
+    - ``output``: a MIDI file to write, at ``tempo`` bpm (default 100).
     """
-    prefix = None
-    if instruction:
+    model = model or DEFAULT_MODEL
+    if adapter == adapters.INSTRUCT:
+        if not instruction:
+            raise ComposerError(None, "the instruct adapter conditions on an instruction; give one")
         if style_guidance not in (None, 1.0):
             raise ComposerError(None, "style guidance steers a style adapter, not an instruction")
+    reading: dict[str, tuple[str, float]] = {}
+    if request is None:
+        request, tempo, reading = request_from(
+            **values, tempo=tempo, instruction=instruction, model=model
+        )
+    elif values:
+        raise ComposerError(None, "give a request or values to make one, not both")
+    tempo = DEFAULT_TEMPO if tempo is None else tempo
+    prefix = None
+    if adapter == adapters.INSTRUCT:
         from composer.model.instruct import load_instruct
 
         inst = load_instruct(cached_checkpoint(model), model)
         ckpt, prefix = inst.checkpoint, inst.prefix(instruction)
     else:
         if adapter == adapters.AUTO:
-            adapter = adapters.style_adapter(model, req.style)
+            adapter = adapters.style_adapter(model, request.style)
         ckpt = cached_checkpoint(model, adapter)
-        if req.contrast is None:
+        if request.contrast is None:
             contrast = adapters.style_contrast(model, adapter, style_guidance)
-            req = dataclasses.replace(req, contrast=contrast)
-    if req.style not in ckpt.tokenizer.spec.styles:
-        raise ComposerError(
-            None,
-            f"unknown style {req.style!r}; valid styles: " + ", ".join(ckpt.tokenizer.spec.styles),
-        )
-    check_request(req, ckpt.tokenizer, tempo)
-    result = generate(ckpt, req, progress, prefix=prefix)
-    write_midi(ckpt.tokenizer, result.best.ids, path, tempo=tempo, key=req.key, overwrite=overwrite)
+            request = dataclasses.replace(request, contrast=contrast)
+    check_request(request, ckpt.tokenizer, tempo if output is not None else None)
+    request, priming, source = _primed(request, references, reference, tempo, ckpt.tokenizer)
+    result = decode(ckpt, request, progress, prefix=prefix)
+    result = dataclasses.replace(
+        result, tempo=tempo, priming=priming, reference=source, reading=reading,
+        adapter=adapter, tokenizer=ckpt.tokenizer,
+    )  # fmt: skip
+    if output is not None:
+        write_midi(
+            ckpt.tokenizer, result.best.ids, output, tempo=tempo, key=request.key,
+            overwrite=overwrite,
+        )  # fmt: skip
     return result
+
+
+def _primed(request, references, reference, tempo, tok):
+    """(request primed, what priming did, the reference's name) from the retrieve stage's
+    picks, a reference file, or ``"auto"``: the library's best piece for the request."""
+    from composer.model import prime
+
+    if references is not None:
+        primed, how = prime.prime_from(request, references, tok)
+        return primed, how, None
+    if reference is None:
+        return request, "", None
+    if str(reference) == "auto":
+        found = prime.best_reference(request, tempo, tok)
+        if found is None:
+            meter = "{}/{}".format(*request.meter)
+            raise ComposerError(None, f"no library piece has bars in {meter}")
+        meta, ref = found
+        source = f"{meta.title} ({meta.composer or meta.collection}), {meta.id}"
+    else:
+        ref = prime.load_reference(reference, tok)
+        source = ref.id
+    how = prime.plan_priming(request, ref, tok)
+    return how.apply(request), how.describe(), source

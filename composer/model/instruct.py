@@ -39,13 +39,12 @@ import torch
 from torch import nn
 
 from composer.errors import ComposerError
-from composer.model.adapters import AdapterConfig, adapter_path, cached_adapter
+from composer.model.adapters import INSTRUCT, AdapterConfig, adapter_path, cached_adapter
 from composer.model.checkpoint import Checkpoint
-from composer.model.generate import Prefix
+from composer.model.decode import Prefix
 from composer.model.reader import Reader, embed
-from composer.train.instructions import Attributes, Thresholds
-
-INSTRUCT = "instruct"  # the adapter's name
+from composer.music.attributes import Attributes, Thresholds
+from composer.music.words import TEMPO_CLASS_BPM
 
 
 @dataclass(frozen=True)
@@ -220,15 +219,13 @@ def controls_for(
     """The controls for what the reader heard; values given explicitly (flags, or a plan's
     explicit facts) win over the reading. With no key given, the key is ``tonic`` in the mode
     heard (major when none is)."""
-    from composer.train.instructions import TEMPO_BPM
-
     roles = None
     if reading.density and intensity is None:
         roles, intensity = DENSITY[reading.density]
     return InstructControls(
         key=key or (tonic, reading.mode or "major"),
         meter=meter or (METERS[reading.meter] if reading.meter else (4, 4)),
-        tempo=tempo or (TEMPO_BPM[reading.tempo] if reading.tempo else 100.0),
+        tempo=tempo or (TEMPO_CLASS_BPM[reading.tempo] if reading.tempo else 100.0),
         intensity=tuple(intensity or (1, 2)),
         roles=roles,
         register_tilt=REGISTER[reading.register][0] if reading.register else 0.0,

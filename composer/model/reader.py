@@ -23,16 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.train.instructions import (
-    ATTRIBUTES,
-    INSTRUCTIONS_DIR,
-    TEMPO_RANGE,
-    VALUES,
-    Attributes,
-    Phrasebook,
-    meter_class,
-    random_attributes,
-)
+from composer.music.attributes import VALUES, Attributes
+from composer.music.words import BPM, METER, bpm_of, meter_class, tempo_class
+from composer.paths import INSTRUCTIONS
 
 NONE = "none"  # the regression's label for words that state no attribute
 # The regression's readings below this probability are dropped: chosen by cross-validation
@@ -40,7 +33,7 @@ NONE = "none"  # the regression's label for words that state no attribute
 # the stated attributes read right; it removes most readings of words that state nothing
 # ("Compose for me:" read as a fast tempo at 0.44).
 THRESHOLD = 0.4
-CUES_FILE = INSTRUCTIONS_DIR / "cues.tsv"
+CUES_FILE = INSTRUCTIONS / "cues.tsv"
 
 # A point or colon between digits ("2.5", "3:4") is part of a number, not a clause break.
 _CLAUSE_BREAKS = re.compile(r"[,;!?]|[.:](?!\d)| and | but ")
@@ -74,33 +67,6 @@ _LEVEL_VALUE = {
 }
 # "not too fast", "neither busy nor sparse": the middle value of the attribute named.
 _NEGATED = re.compile(r"\b(neither|nor|not (too|overly|very|that|so|particularly|excessively))\b")
-_TIMESIG = re.compile(r"\b(\d{1,2})\s*/\s*(\d{1,2})\b")
-_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-          "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
-_TENS = ("_ _ twenty thirty forty fifty sixty seventy eighty ninety").split()
-_U, _T = "|".join(_UNITS[1:]), "|".join(_TENS[2:])
-# A number in digits or words ("a hundred and forty", "seventy-two"), then beats per minute.
-_TENS_UNITS = rf"(?:{_T})(?:[- ](?:{_U}))?"
-_SPELLED = rf"(?:(?:a|one) hundred(?:(?: and)? (?:{_TENS_UNITS}|{_U}))?|{_TENS_UNITS})"
-_BPM = re.compile(
-    rf"\b(\d{{2,3}}|{_SPELLED})\s*(?:bpm|beats? (?:a|per|each|to the|in a) minute)\b"
-    r"|\btempo (?:of )?(\d{2,3})\b"
-)
-
-
-def _number(text: str) -> int:
-    """``text`` (digits, or a number in words that _SPELLED matches) as an int."""
-    if text.isdigit():
-        return int(text)
-    n = 0
-    for w in re.findall(r"[a-z]+", text):
-        if w == "hundred":
-            n = max(n, 1) * 100
-        elif w in _TENS:
-            n += 10 * _TENS.index(w)
-        elif w in _UNITS:
-            n += _UNITS.index(w)
-    return n
 
 
 @dataclass(frozen=True)
@@ -129,13 +95,11 @@ class Cues:
         """The attribute values ``clause`` states outright (an attribute whose cues disagree
         is left to the regression)."""
         found: dict[str, set[str]] = {}
-        for m in _BPM.finditer(clause):
-            bpm = float(_number(m.group(1) or m.group(2)))
-            for value, (lo, hi) in TEMPO_RANGE.items():
-                if lo <= bpm < hi:
-                    found.setdefault("tempo", set()).add(value)
-        for m in _TIMESIG.finditer(clause):
-            if cls := meter_class(int(m.group(1)), int(m.group(2))):
+        for m in BPM.finditer(clause):
+            if (bpm := bpm_of(m)) > 0:
+                found.setdefault("tempo", set()).add(tempo_class(bpm))
+        for m in METER.finditer(clause):
+            if cls := meter_class(int(m["num"]), int(m["den"])):
                 found.setdefault("meter", set()).add(cls)
         nouns = [a for a, n in _NOUNS.items() if n.search(clause)]
         if len(nouns) == 1:
@@ -204,59 +168,9 @@ class Reader:
                        threshold)  # fmt: skip
 
 
-def fit_reader(
-    book: Phrasebook,
-    rng: np.random.Generator,
-    instructions: int = 3000,
-    cues: Cues | None = None,
-    c: float = 10.0,
-) -> Reader:
-    """Fit the clause classifier on ``book``: every phrasing's clauses (those of the character
-    attributes, which the plan does not read, labelled none, as are the frames' own words),
-    and the clauses of ``instructions`` written from random attribute sets;
-    ``cues`` (default: cues.tsv) are read before it."""
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
-    texts, labels = [], []
-
-    def add(text: str, stated: dict[str, str]) -> None:
-        for c in clauses(text):
-            label = NONE
-            for attr, value in stated.items():
-                for phrase in book.phrasings[(attr, value)]:
-                    if any(part in c for part in clauses(phrase)):
-                        label = f"{attr}={value}"
-            texts.append(c)
-            labels.append(label)
-
-    for (attr, value), phrases in book.phrasings.items():
-        for phrase in phrases:
-            add(phrase, {attr: value} if attr in ATTRIBUTES else {})
-    for frame in book.frames:
-        add(frame.replace("{clauses}", ""), {})
-    for _ in range(instructions):
-        attrs = random_attributes(rng)
-        add(book.write(attrs, rng), attrs.stated())
-    unique = sorted(set(texts))
-    vectors = dict(zip(unique, embed(unique), strict=True))
-    x = np.stack([vectors[t] for t in texts])
-    # One BLAS thread: lbfgs sums in a thread-count-dependent order, and the reader should be
-    # the same fit on any machine (measured: 2 threads moved held-out tempo from 73% to 71%).
-    with threadpool_limits(limits=1):
-        fit = LogisticRegression(C=c, max_iter=3000, random_state=0).fit(x, labels)
-    return Reader(
-        [str(label) for label in fit.classes_],
-        fit.coef_.astype(np.float32),
-        fit.intercept_.astype(np.float32),
-        cues if cues is not None else Cues.load(),
-        THRESHOLD,
-    )
-
-
 def embed(texts: list[str]) -> np.ndarray:
     """all-MiniLM-L6-v2 embeddings (N, 384), normalised, as the plan's vocabularies use."""
-    from composer.plan.request import sentence_model
+    from composer.music.words import sentence_model
 
     return np.asarray(
         sentence_model().encode(list(texts), normalize_embeddings=True, show_progress_bar=False)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from composer.errors import ComposerError
 from composer.model.adapters import adapter_path, list_adapters, merge_adapter, read_meta
-from composer.model.checkpoint import DEFAULT_MODEL, load_checkpoint, save_checkpoint
+from composer.model.checkpoint import load_checkpoint, save_checkpoint
+from composer.paths import DEFAULT_MODEL
 
 NO_VLLM = "vLLM is not installed (it has no CPU build: pip install vllm on a CUDA machine)"
 

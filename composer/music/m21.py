@@ -16,7 +16,7 @@ def music21_converter() -> ModuleType:
     """
     from music21 import converter, environment
 
-    from composer.config import cache_dir
+    from composer.paths import cache_dir
 
     try:
         environment.Environment()["directoryScratch"] = str(cache_dir("music21"))

@@ -14,10 +14,11 @@ import numpy as np
 
 from composer.config import duration_problem, limits, tempo_problem
 from composer.errors import ComposerError
-from composer.plan.request import PromptFacts, meter_problem
+from composer.music.keys import key_name
+from composer.music.words import meter_problem
+from composer.plan.request import PromptFacts
 from composer.plan.tempo import fit_tempo
 from composer.tokens import TokenizerSpec
-from composer.tokens.spec import key_name
 from composer.types import BarPlan, Brief, Choice, HitPoint, Plan, VideoAnalysis
 
 STRONG_CUT = 0.5  # cut strength from which a cut must be marked in the music
@@ -193,7 +194,7 @@ def _check(facts: PromptFacts, spec: TokenizerSpec) -> None:
     because music other than what was asked for is worse than being told what to fix.
     """
     problems = [
-        facts.meter is not None and meter_problem(facts.meter, spec),
+        facts.meter is not None and meter_problem(facts.meter, spec.meters),
         *(tempo_problem(bpm) for bpm in (facts.bpm, *(facts.tempo_range or ())) if bpm is not None),
         facts.duration is not None and duration_problem(facts.duration),
     ]

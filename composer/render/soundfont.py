@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from composer.errors import ComposerError
+from composer.paths import SOUNDFONTS, user_soundfonts
 
 ENV_VAR = "COMPOSER_SOUNDFONT"
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-# The repository root is the parent of the composer package.
-PROJECT_SOUNDFONTS = Path(__file__).resolve().parents[2] / "soundfonts"
 INSTALL_FIX = (
     "install one with `sudo apt-get install fluid-soundfont-gm`, "
     f"or pass --soundfont FILE.sf2 (or set ${ENV_VAR})"
@@ -45,16 +44,17 @@ def _pretty_midi_soundfont() -> Path | None:
 
 def soundfont_candidates(explicit: str | Path | None = None) -> list[SoundfontCandidate]:
     """Every place a soundfont is looked for, in the order they are tried."""
-    found = []
-    if PROJECT_SOUNDFONTS.is_dir():
-        found = sorted(
-            p for p in PROJECT_SOUNDFONTS.iterdir() if p.suffix.lower() in (".sf2", ".sf3")
-        )
-    project = [_candidate("project soundfonts/ folder", p) for p in found]
+    folders = []
+    for source, folder in (("your soundfonts folder", user_soundfonts()),
+                           ("composer's soundfonts folder", SOUNDFONTS)):  # fmt: skip
+        fonts = sorted(folder.glob("*.sf[23]")) if folder.is_dir() else []
+        folders += [_candidate(f"{source} ({folder})", p) for p in fonts] or [
+            _candidate(f"{source} ({folder})", None)
+        ]
     return [
         _candidate("--soundfont", explicit),
         _candidate(f"${ENV_VAR}", os.environ.get(ENV_VAR) or None),
-        *(project or [_candidate("project soundfonts/ folder", None)]),
+        *folders,
         _candidate("Debian fluid-soundfont-gm", DEBIAN_SOUNDFONT),
         _candidate("pretty_midi's TimGM6mb", _pretty_midi_soundfont()),
     ]

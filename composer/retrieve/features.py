@@ -29,10 +29,10 @@ treated alike; drum tracks are left out. Times are in quarter notes, so any tpq 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import symusic
+
+from composer.music.keys import KRUMHANSL, find_key
 
 FEATURE_VERSION = 1
 # (name, start, stop); the blocks documented above, in order.
@@ -83,7 +83,7 @@ def symbolic_features(score: symusic.Score) -> np.ndarray:
     pitch = np.concatenate(pitches).astype(np.int64)
 
     pc = np.bincount(pitch % 12, weights=dur, minlength=12)
-    out[0:12] = _normalise(np.roll(pc, -_tonic(pc)))
+    out[0:12] = _normalise(np.roll(pc, -find_key(pc, KRUMHANSL)[0]))
 
     # Sort by onset, then pitch: the first note of each onset is the lowest, the last the highest.
     order = np.lexsort((pitch, start))
@@ -129,27 +129,6 @@ def feature_distances(rows: np.ndarray, b: np.ndarray) -> np.ndarray:
         part = diff[:, lo:hi].sum(1) / 2 if name in _HISTOGRAMS else diff[:, lo:hi].mean(1)
         total += BLOCK_WEIGHTS[name] * part
     return total / sum(BLOCK_WEIGHTS.values())
-
-
-@lru_cache(maxsize=1)
-def _profiles() -> np.ndarray:
-    """(24, 12) z-scored key profiles, 12 major then 12 minor rotations: one matrix product.
-
-    The Krumhansl-Kessler profiles are the score loader's (composer.train.scores); imported
-    here, not at module level, so that searching a library does not load music21.
-    """
-    from composer.train.scores import KK_MAJOR, KK_MINOR
-
-    rows = np.stack([np.roll(p, t) for p in (KK_MAJOR, KK_MINOR) for t in range(12)])
-    return (rows - rows.mean(1, keepdims=True)) / rows.std(1, keepdims=True)
-
-
-def _tonic(pc: np.ndarray) -> int:
-    """Tonic pitch class of the key profile that best correlates with the histogram ``pc``."""
-    if pc.std() == 0:
-        return 0
-    z = (pc - pc.mean()) / pc.std()
-    return int(np.argmax(_profiles() @ z)) % 12
 
 
 def _interval_histogram(line: np.ndarray) -> np.ndarray:

@@ -156,7 +156,7 @@ def _index_file(
     builder: _Builder,
 ) -> FileRecord:
     """Parse one file and hand its pieces to ``builder``; the record lists what was skipped."""
-    from composer.train.corpus import SkippedPiece, parse_file  # music21 loads slowly
+    from composer.music.corpus import SkippedPiece, parse_file  # music21 loads slowly
 
     record = FileRecord(digest)
     items = parse_file(
@@ -209,7 +209,7 @@ class _Builder:
         if not texts:
             return
         if self._model is None:
-            from composer.plan.request import sentence_model
+            from composer.music.words import sentence_model
 
             self._model = sentence_model()
         vectors = self._model.encode(texts, batch_size=self.config.batch, normalize_embeddings=True)
@@ -225,7 +225,7 @@ class _Builder:
 
 
 def _corpus_jobs() -> tuple[list[_Job], list[str]]:
-    from composer.train.corpus import corpus_files, style_of
+    from composer.music.corpus import corpus_files, style_of
 
     jobs = [
         _Job(f"{MUSIC21}:{rel}", path, rel, rel.split("/")[0], style_of(rel), MUSIC21)
@@ -256,9 +256,9 @@ def _under(key: str, root: str) -> bool:
 
 def _entry(piece, job: _Job, bundle: dict) -> tuple[PieceMeta, np.ndarray]:
     """The metadata (with its description) and the feature vector of one parsed piece."""
+    from composer.music.corpus import piece_identities
     from composer.music.midi import read_score
-    from composer.train.corpus import piece_identities
-    from composer.train.scores import bar_lines
+    from composer.music.scores import bar_lines
 
     score = piece.score
     end = score.end()

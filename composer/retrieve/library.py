@@ -36,12 +36,12 @@ import numpy as np
 
 from composer.errors import ComposerError
 from composer.outputs import atomic_path
+from composer.paths import DEFAULT_LIBRARY
 from composer.retrieve.features import FEATURE_DIM, FEATURE_VERSION
 
 FORMAT = 1
 EMBEDDING_DIM = 384
 LIBRARY_FILE = "library.npz"
-DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "libraries" / "music21"
 MUSIC21 = "music21"  # PieceMeta.source of pieces from music21's corpus; "file" otherwise
 
 
@@ -58,7 +58,7 @@ def embedding_model() -> str:
 class PieceMeta:
     """What the library knows about one piece besides its vectors."""
 
-    id: str  # CorpusPiece.id: composer.train.corpus.split_of(id) gives its split
+    id: str  # CorpusPiece.id: composer.music.corpus.split_of(id) gives its split
     source: str  # "music21" (path inside the corpus) or "file" (absolute path)
     path: str
     tune: str  # the tune within a multi-tune file ("" for a one-piece file)
@@ -67,7 +67,7 @@ class PieceMeta:
     composer: str  # "" where the source names none
     collection: str
     place: str  # where a folk song was collected ("" if unknown)
-    style: str  # composer.train.corpus.style_of for the corpus; the given style for files
+    style: str  # composer.music.corpus.style_of for the corpus; the given style for files
     tonic: int  # pitch class 0-11
     mode: str  # "major" or "minor"
     meter: str  # the meter that lasts longest, "3/4"
@@ -285,8 +285,8 @@ def load_piece(meta: PieceMeta, *, expand_repeats: bool = True):
     """Parse the piece ``meta`` was indexed from again: a ``CorpusPiece`` (music21 loads slowly)."""
     from music21 import common
 
-    from composer.train.corpus import parse_file
-    from composer.train.scores import CorpusPiece
+    from composer.music.corpus import parse_file
+    from composer.music.scores import CorpusPiece
 
     if meta.source == MUSIC21:
         path = Path(common.getCorpusFilePath()) / meta.path
@@ -311,7 +311,7 @@ def _abc_tune(path: Path, meta: PieceMeta, expand_repeats: bool):
     from music21 import stream
 
     from composer.music.m21 import music21_converter
-    from composer.train.scores import from_music21
+    from composer.music.scores import from_music21
 
     try:
         score = music21_converter().parse(path, number=int(meta.tune))

@@ -23,10 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from composer.errors import ComposerError
+from composer.music.keys import parse_key
+from composer.music.words import read_values
+from composer.paths import DEFAULT_LIBRARY
 from composer.retrieve.features import feature_distances
-from composer.retrieve.library import DEFAULT_LIBRARY, Library, PieceMeta
+from composer.retrieve.library import Library, PieceMeta
 from composer.retrieve.text import NUMBER_WORDS, key_words, words
-from composer.tokens.spec import STYLES, parse_key
+from composer.tokens.spec import STYLES
 
 
 @dataclass(frozen=True)
@@ -94,16 +97,10 @@ class Hit:
         )
 
 
-_NOTE = r"([A-Ga-g])(#|b|♯|♭|-sharp|-flat| sharp| flat)?"
-_KEY = re.compile(rf"\b{_NOTE}[\s-]*(major|minor|maj|min)\b", re.I)
-_METER = re.compile(r"\b(\d{1,2})\s*/\s*(\d{1,2})\b")
-_BPM = re.compile(r"\b(\d{2,3})\s*(?:bpm|beats per minute)\b", re.I)
 _COUNT = r"(\d|" + "|".join(NUMBER_WORDS[1:]) + ")"
 _PARTS = re.compile(rf"\b{_COUNT}[\s-]*(?:voices?|parts?|instruments?|lines?)\b", re.I)
 _SOLO = re.compile(r"\b(?:single (?:melody )?line|monophonic|unaccompanied|one voice)\b", re.I)
 _BARS = re.compile(r"\b(\d{1,4})\s*(?:bars?|measures?)\b", re.I)
-_SECONDS = re.compile(r"\b(\d{1,4})\s*(?:s|secs?|seconds?)\b", re.I)
-_MINUTES = re.compile(r"\b(\d{1,2}(?:\.\d+)?)\s*(?:mins?|minutes?)\b", re.I)
 # Words that name a style family; the longest match wins ("string quartet" over "quartet").
 STYLE_WORDS: dict[str, str] = {
     "chorale": "chorale", "hymn": "chorale", "renaissance": "renaissance", "motet": "renaissance",
@@ -114,26 +111,21 @@ STYLE_WORDS: dict[str, str] = {
     "jig": "fiddle", "hornpipe": "fiddle", "strathspey": "fiddle", "piano": "piano",
     "keyboard": "piano",
 }  # fmt: skip
-_TEMPO_WORDS = {"slow": 60.0, "moderate": 90.0, "lively": 120.0, "fast": 150.0}
 
 
 def parse_query(text: str) -> Query:
-    """The attributes a query states in so many words (a key, a meter, "four voices", ...)."""
-    q = Query(text)
-    if m := _KEY.search(text):
-        accidental = (m.group(2) or "").strip().lstrip("-")
-        accidental = {"sharp": "#", "flat": "b"}.get(accidental.lower(), accidental)
-        q.key = parse_key(f"{m.group(1).upper()}{accidental} {m.group(3)}")
-        q.notes.append(f"key from {m.group(0)!r}")
-    if m := _METER.search(text):
-        q.meter = f"{int(m.group(1))}/{int(m.group(2))}"
-        q.notes.append(f"meter from {m.group(0)!r}")
-    if m := _BPM.search(text):
-        q.tempo = float(m.group(1))
-        q.notes.append(f"tempo from {m.group(0)!r}")
-    elif m := re.search(r"\b(" + "|".join(_TEMPO_WORDS) + r")\b", text, re.I):
-        q.tempo = _TEMPO_WORDS[m.group(1).lower()]
-        q.notes.append(f"tempo from {m.group(0)!r}")
+    """The attributes a query states in so many words (a key, a meter, "four voices", ...).
+
+    Keys, tempi, meters and durations are read as a request's are (composer.music.words); a
+    tempo word stands for the middle of its range."""
+    values = read_values(text, None)  # the library holds meters the vocabulary lacks
+    q = Query(text, key=values.key, seconds=values.duration, notes=list(values.notes))
+    if values.meter:
+        q.meter = "{}/{}".format(*values.meter)
+    if values.bpm is not None:
+        q.tempo = values.bpm
+    elif values.tempo_range:
+        q.tempo = sum(values.tempo_range) / 2
     if m := _SOLO.search(text):
         q.parts = 1
         q.notes.append(f"voices from {m.group(0)!r}")
@@ -144,12 +136,6 @@ def parse_query(text: str) -> Query:
     if m := _BARS.search(text):
         q.bars = int(m.group(1))
         q.notes.append(f"length from {m.group(0)!r}")
-    if m := _SECONDS.search(text):
-        q.seconds = float(m.group(1))
-        q.notes.append(f"duration from {m.group(0)!r}")
-    elif m := _MINUTES.search(text):
-        q.seconds = float(m.group(1)) * 60
-        q.notes.append(f"duration from {m.group(0)!r}")
     lowered = text.lower()
     for phrase in sorted(STYLE_WORDS, key=len, reverse=True):
         if re.search(rf"\b{phrase}s?\b", lowered):
@@ -226,9 +212,9 @@ def search(
 
 def reference_features(path: str | Path) -> np.ndarray:
     """The feature vector of the first piece in a MIDI or score file (for ``features=``)."""
+    from composer.music.corpus import parse_file
+    from composer.music.scores import CorpusPiece
     from composer.retrieve.features import symbolic_features
-    from composer.train.corpus import parse_file
-    from composer.train.scores import CorpusPiece
 
     path = Path(path)
     if not path.is_file():
@@ -243,7 +229,7 @@ def reference_features(path: str | Path) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _model():
-    from composer.plan.request import sentence_model
+    from composer.music.words import sentence_model
 
     return sentence_model()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from composer.tokens.spec import MAJOR_KEYS, MINOR_KEYS
+from composer.music.keys import MAJOR_KEYS, MINOR_KEYS
 
 if TYPE_CHECKING:
     from composer.retrieve.library import PieceMeta

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Pitch classes spelled as key names (the spelling musicians expect for each key).
-MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MINOR_KEYS = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
-ROLES = ("melody", "harmony1", "harmony2", "harmony3", "harmony4", "bass")
+from composer.music.keys import MAJOR_KEYS, MINOR_KEYS
+from composer.music.roles import ROLES
+
 STYLES = ("chorale", "renaissance", "medieval", "quartet", "folk", "fiddle", "piano", "other")
 
 
@@ -49,30 +48,3 @@ class TokenizerSpec:
             *(f"Hit_{b}" for b in range(self.max_hit_beats)),
             "Section_start",
         ]  # fmt: skip
-
-
-def key_name(tonic: int, mode: str) -> str:
-    """Key token suffix for a tonic pitch class and mode ("major" / "minor")."""
-    return (MINOR_KEYS if mode == "minor" else MAJOR_KEYS)[tonic % 12]
-
-
-def parse_key(text: str) -> tuple[int, str]:
-    """'D minor', 'Dm', 'F# major', 'Bb' -> (tonic pitch class, mode); ValueError lists keys."""
-    t = text.strip().replace("♯", "#").replace("♭", "b")
-    words = t.split()
-    mode = "major"
-    if len(words) == 2 and words[1].lower() in ("major", "minor", "maj", "min"):
-        mode = "minor" if words[1].lower().startswith("min") else "major"
-        t = words[0]
-    elif t.endswith("m") and len(t) > 1 and not t.lower().endswith("maj"):
-        mode, t = "minor", t[:-1]
-    names = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-    if t and t[0].lower() in names and all(c in "#b" for c in t[1:]) and len(t) <= 2:
-        pc = names[t[0].lower()] + t[1:].count("#") - t[1:].count("b")
-        return pc % 12, mode
-    valid = (
-        ", ".join(f"{k} major" for k in MAJOR_KEYS)
-        + ", "
-        + ", ".join(f"{k[:-1]} minor" for k in MINOR_KEYS)
-    )
-    raise ValueError(f"unknown key {text!r}; valid keys: {valid}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,14 @@ import symusic
 from miditok import REMI, TokenizerConfig
 
 from composer.errors import ComposerError
+from composer.music.keys import MAJOR_KEYS, MINOR_KEYS, key_name
 from composer.outputs import atomic_write_text
-from composer.tokens.spec import MAJOR_KEYS, MINOR_KEYS, TokenizerSpec, key_name
+from composer.paths import TOKENIZERS
+from composer.tokens.spec import TokenizerSpec
+from composer.types import BarControls
 
 FORMAT = "composer-tokenizer/1"
-TOKENIZERS_DIR = Path(__file__).resolve().parents[2] / "tokenizers"
+HEADER = 3  # BOS Style Key: every sequence starts with them
 
 # Token kinds (values of ScoreTokenizer.kind).
 PAD, BOS, EOS, STYLE, KEY, BAR, TIMESIG, SECTION, INTENSITY, HIT = range(10)
@@ -45,15 +47,6 @@ _PREFIX_KIND = {
 CONTROL_KINDS = (STYLE, KEY, SECTION, INTENSITY, HIT)
 # The velocity bin that unmarked notes (MIDI velocity 80) fall into: intensity is relative to it.
 _PLAIN_VELOCITY = 95.0
-
-
-@dataclass(frozen=True)
-class BarControls:
-    """The controls of one bar, as computed from music or forced from a plan."""
-
-    intensity: int
-    hit: int | None = None  # beat index of a hit accent
-    section: bool = False
 
 
 class ScoreTokenizer:
@@ -161,7 +154,7 @@ class ScoreTokenizer:
     @classmethod
     def named(cls, name: str) -> ScoreTokenizer:
         """A tokenizer shipped under tokenizers/NAME.json."""
-        return cls.load(TOKENIZERS_DIR / f"{name}.json")
+        return cls.load(TOKENIZERS / f"{name}.json")
 
     # --- encoding ---------------------------------------------------------------------------
 

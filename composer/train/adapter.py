@@ -8,31 +8,36 @@ in the adapter's ``adapter.json``, so what the adapter buys is measured where it
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
 from composer.model.adapters import (
+    ADAPTER_META,
     CONTRAST,
+    MAX_ADAPTER_BYTES,
     AdapterConfig,
     StyleContrast,
     adapter_path,
-    contrast_record,
     read_meta,
-    save_adapter,
-    set_contrast,
-    wrap_for_training,
 )
-from composer.model.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint
+from composer.model.checkpoint import Checkpoint, load_checkpoint
+from composer.outputs import atomic_write_text, make_readable
+from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
-from composer.train.data import HEADER, TokenCache, eval_windows
+from composer.tokens.tokenizer import HEADER
+from composer.train.card import write_adapter_card
+from composer.train.data import TokenCache, eval_windows
 from composer.train.run import load_data
 from composer.train.trainer import TrainConfig, evaluate, train
 
@@ -68,7 +73,7 @@ def train_adapter(
     model: str | Path = DEFAULT_MODEL,
     data: list[Path] | None = None,
     style: str = "other",
-    cache: Path = DEFAULT_CACHE,
+    cache: Path | None = None,
     config: AdapterTrainConfig = AdapterTrainConfig(),
     minutes: float | None = None,
     epochs: float | None = None,
@@ -228,7 +233,7 @@ def set_guidance(
     model: str | Path = DEFAULT_MODEL,
     data: list[Path] | None = None,
     style: str = "other",
-    cache: Path = DEFAULT_CACHE,
+    cache: Path | None = None,
     workers: int = 1,
     progress: ProgressFn = no_progress,
 ) -> StyleContrast:
@@ -250,3 +255,83 @@ def _jsonable(config: AdapterTrainConfig) -> dict:
     raw = dataclasses.asdict(config)
     raw["train"].pop("model")  # the base's spec is in the base's own composer.json
     return raw
+
+
+# --- adapter files ---------------------------------------------------------------------------
+
+
+def wrap_for_training(base: Checkpoint, config: AdapterConfig, seed: int = 0):
+    """A peft model over a copy of ``base.model`` with fresh LoRA weights (B = 0: starts as
+    the base); only the LoRA weights require gradients."""
+    from peft import get_peft_model
+
+    torch.manual_seed(seed)  # lora_A's initialisation
+    model = copy.deepcopy(base.model).float()
+    return get_peft_model(model, config.lora())
+
+
+def save_adapter(
+    peft_model, folder: Path, config: AdapterConfig, base: Checkpoint, info: dict, extra=None
+):
+    """Write the adapter folder atomically (a staging folder, then a rename); refuse > 4 MB.
+
+    ``extra(tmp)`` writes further files into the staging folder (the instruct adapter's).
+    """
+    if folder.exists() and not (folder / ADAPTER_META).exists():
+        raise ComposerError(folder, f"is not an adapter (no {ADAPTER_META}): not replaced")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        # The base is the folder the adapter sits in; peft would record this machine's path.
+        for cfg in peft_model.peft_config.values():
+            cfg.base_model_name_or_path = folder.parent.parent.name
+        peft_model.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
+        size = sum(f.stat().st_size for f in tmp.iterdir())
+        if size > MAX_ADAPTER_BYTES:
+            raise ComposerError(
+                folder, f"adapter is {size / 2**20:.1f} MB, over the 4 MB limit (lower the rank)"
+            )
+        meta = {
+            "config": dataclasses.asdict(config),
+            "base_tokenizer_hash": base.spec.tokenizer_hash,
+            "base_weights": base.weights_digest,
+            "info": info,
+        }
+        atomic_write_text(tmp / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
+        write_adapter_card(tmp, folder.name)  # peft's own card is an empty template
+        make_readable(tmp)
+        if folder.exists():  # the old adapter goes aside under a name of this run's, then away
+            aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=tmp.parent))
+            folder.rename(aside)
+            tmp.rename(folder)
+            shutil.rmtree(aside)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def contrast_record(
+    contrast: StyleContrast, likelihoods: dict[str, float], given: bool = False
+) -> dict:
+    """``contrast`` as adapter.json's info keeps it: with the per-style likelihoods of the
+    style's validation windows, and whether its neighbour was named (``given``) rather than
+    the likeliest of them."""
+    return {
+        **dataclasses.asdict(contrast),
+        "given": given,
+        "val_nll_by_style": {k: round(v, 4) for k, v in likelihoods.items()},
+    }
+
+
+def set_contrast(folder: Path, record: dict) -> None:
+    """Save a ``contrast_record`` in the adapter folder's adapter.json, atomically, and rewrite
+    its card."""
+    meta = read_meta(folder)
+    meta.setdefault("info", {})[CONTRAST] = record
+    atomic_write_text(folder / ADAPTER_META, json.dumps(meta, indent=2) + "\n")
+    write_adapter_card(folder)

@@ -19,12 +19,11 @@ import torch
 
 from composer.errors import ComposerError
 from composer.outputs import atomic_path, atomic_write_text
+from composer.paths import token_cache
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import PITCH, PROGRAM
+from composer.tokens.tokenizer import HEADER, PITCH, PROGRAM
 from composer.train.manifest import Manifest
-
-HEADER = 3  # BOS, Style, Key
 
 
 @dataclass
@@ -81,8 +80,9 @@ class TokenCache:
             )
 
     @classmethod
-    def load(cls, folder: str | Path, tokenizer: ScoreTokenizer) -> TokenCache:
-        folder = Path(folder)
+    def load(cls, folder: str | Path | None, tokenizer: ScoreTokenizer) -> TokenCache:
+        """The cache in ``folder`` (None: the default one, ``composer.paths.token_cache``)."""
+        folder = Path(folder) if folder is not None else token_cache()
         try:
             meta = json.loads((folder / "pieces.json").read_text())
             tokens = np.load(folder / "tokens.npy", mmap_mode="r")
@@ -111,7 +111,7 @@ def build_cache(
     """Tokenise CorpusPiece / SkippedPiece items into a cache folder, with a manifest; pieces
     are split by ``assign_splits`` (seed, and at least ``min_held_out`` val and test pieces
     per style where the style is large enough)."""
-    from composer.train.corpus import SkippedPiece, assign_splits  # music21 loads slowly
+    from composer.music.corpus import SkippedPiece, assign_splits  # music21 loads slowly
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -29,54 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from composer.music.attributes import ATTRIBUTES, VALUES, Attributes, Thresholds
+from composer.music.words import meter_class
+from composer.paths import INSTRUCTIONS
 from composer.tokens import ScoreTokenizer
 from composer.tokens.tokenizer import BAR, KEY, PITCH, POSITION, PROGRAM, TIMESIG
-
-INSTRUCTIONS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "instructions"
-ATTRIBUTES = ("tempo", "mode", "density", "meter", "register")  # what the plan reads
-CHARACTER = ("motion", "rhythm", "feel")  # only in the notes: the prefix carries them
-VALUES = {
-    "tempo": ("slow", "moderate", "fast"),
-    "mode": ("major", "minor"),
-    "density": ("sparse", "medium", "dense"),
-    "meter": ("duple", "triple", "compound"),
-    "register": ("low", "middle", "high"),
-    "motion": ("stepwise", "leaping"),
-    "rhythm": ("even", "dotted"),
-    "feel": ("calm", "vigorous"),
-}
-# Beats per minute the plan uses for a tempo class, and the ranges that count as meeting it.
-TEMPO_BPM = {"slow": 66.0, "moderate": 100.0, "fast": 144.0}
-TEMPO_RANGE = {"slow": (0.0, 80.0), "moderate": (80.0, 120.0), "fast": (120.0, 1e9)}
-
-
-@dataclass(frozen=True)
-class Attributes:
-    """What an instruction can state; None: unsaid (or, measured, not classifiable)."""
-
-    tempo: str | None = None
-    mode: str | None = None
-    density: str | None = None
-    meter: str | None = None
-    register: str | None = None
-    motion: str | None = None
-    rhythm: str | None = None
-    feel: str | None = None
-
-    def stated(self) -> dict[str, str]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Class boundaries measured on the training windows (tertiles): notes per quarter note
-    for density, mean MIDI pitch for register, the melody's mean interval in semitones for
-    motion and its share of long-short note pairs for rhythm. Saved with the instruct adapter."""
-
-    density: tuple[float, float]
-    register: tuple[float, float]
-    motion: tuple[float, float]
-    rhythm: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -89,16 +46,6 @@ class Measures:
     mean_pitch: float
     step: float  # melody: mean absolute interval between onsets, semitones
     dotted: float  # melody: share of consecutive inter-onset pairs that go long-short (2:1, 3:1)
-
-
-def meter_class(num: int, den: int) -> str | None:
-    if den == 8 and num in (6, 9, 12):
-        return "compound"
-    if num == 3:
-        return "triple"
-    if num in (2, 4):
-        return "duple"
-    return None
 
 
 def melody(tok: ScoreTokenizer, ids) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +163,7 @@ class Phrasebook:
 
 
 @lru_cache(maxsize=2)
-def phrasebook(split: str, folder: Path = INSTRUCTIONS_DIR) -> Phrasebook:
+def phrasebook(split: str, folder: Path = INSTRUCTIONS) -> Phrasebook:
     """The ``train`` or ``heldout`` phrasings and frames from ``prompts/instructions/``."""
     phrasings: dict[tuple[str, str], list[str]] = {}
     for line in (folder / "attributes.tsv").read_text().splitlines():

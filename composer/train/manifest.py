@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from composer.outputs import atomic_write_text
 
 if TYPE_CHECKING:
-    from composer.train.corpus import SkippedPiece
-    from composer.train.scores import CorpusPiece
+    from composer.music.corpus import SkippedPiece
+    from composer.music.scores import CorpusPiece
 
 
 @dataclass

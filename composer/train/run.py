@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from composer.config import DEFAULT_CACHE
 from composer.errors import ComposerError
-from composer.model.card import write_model_card
-from composer.model.checkpoint import DEFAULT_MODEL, MODELS_DIR
+from composer.paths import DEFAULT_MODEL, token_cache, user_data
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import ScoreTokenizer, TokenizerSpec
+from composer.train.card import write_model_card
 from composer.train.data import TokenCache, build_cache
 from composer.train.trainer import TrainConfig, TrainResult, train
 
@@ -18,7 +17,7 @@ from composer.train.trainer import TrainConfig, TrainResult, train
 def load_data(
     data: list[Path] | None,
     style: str,
-    cache: Path,
+    cache: Path | None,
     tok: ScoreTokenizer,
     *,
     seed: int = 0,
@@ -26,7 +25,8 @@ def load_data(
     progress: ProgressFn = no_progress,
 ) -> TokenCache:
     """The token cache of ``data`` folders (their pieces take ``style``) or, without them, of
-    the music21 corpus at ``cache``; built first when missing."""
+    the music21 corpus at ``cache`` (None: the default); built first when missing."""
+    cache = Path(cache) if cache is not None else token_cache()
     if data:
         for folder in data:
             if not folder.exists():
@@ -35,7 +35,7 @@ def load_data(
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
         cache = cache.with_name(f"data-user-{digest[:10]}")
     if not (cache / "pieces.json").exists():
-        from composer.train.corpus import iter_corpus, iter_files
+        from composer.music.corpus import iter_corpus, iter_files
 
         pieces = (
             iter_files(data, style=style)
@@ -49,7 +49,7 @@ def load_data(
 def run_training(
     data: list[Path] | None = None,
     config: Path | None = None,
-    cache: Path = DEFAULT_CACHE,
+    cache: Path | None = None,
     out: Path | None = None,
     minutes: float | None = None,
     epochs: float | None = None,
@@ -76,7 +76,7 @@ def run_training(
             None, f"unknown style {style!r}; valid styles: " + ", ".join(tok.spec.styles)
         )
     if data:
-        out = out or MODELS_DIR / data[0].resolve().name
+        out = out or user_data() / "models" / data[0].resolve().name
     out = out or DEFAULT_MODEL
     data_cache = load_data(
         data, style, cache, tok, seed=cfg.seed, workers=workers, progress=progress

@@ -130,7 +130,8 @@ def _black_transitions(
     edges = np.flatnonzero(dark[1:] != dark[:-1]) + 1
     for i in edges:
         if dark[i]:  # picture -> black at frame i
-            lo = np.searchsorted(t, t[i] - _FADE_WINDOW_S)
+            # At least the frame before: a damaged file can leave a gap longer than the window.
+            lo = min(int(np.searchsorted(t, t[i] - _FADE_WINDOW_S)), i - 1)
             run_end = next((int(e) for e in edges if e > i), n)
             floor = float(b[i:run_end].min())
             peak = float(b[lo:i].max())

@@ -1,6 +1,7 @@
-"""Train the style classifier that ``composer eval styles`` uses; write classifier.json.
+"""Train the style classifier that ``composer eval styles`` uses; write it to
+``composer/data/style-classifier.json``.
 
-    .venv/bin/python evals/style_classifier/train.py [--cache .cache/data-v2] [--bars 8]
+    .venv/bin/python evals/style_classifier/train.py [--cache DIR] [--bars 8]
 
 Data: 8-bar excerpts (up to 4 per piece) of the corpus' held-out pieces, never the training
 split the decoder and its adapters learnt from. Features: composer.evaluate.styles
@@ -21,13 +22,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
-from composer.config import DEFAULT_CACHE
 from composer.evaluate.styles import (
-    CLASSIFIER,
     StyleClassifier,
     excerpt_features,
     held_out_excerpts,
 )
+from composer.paths import STYLE_CLASSIFIER
 from composer.tokens import ScoreTokenizer
 from composer.train.data import TokenCache
 
@@ -47,10 +47,10 @@ def fit(x: np.ndarray, y: np.ndarray, styles: list[str], seed: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--bars", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("-o", "--out", type=Path, default=CLASSIFIER)
+    ap.add_argument("-o", "--out", type=Path, default=STYLE_CLASSIFIER)
     args = ap.parse_args()
     tok = ScoreTokenizer.named("remi-roles-v1")
     cache = TokenCache.load(args.cache, tok)

@@ -2,7 +2,7 @@
 
 Which files are read (``corpus_files``, ``iter_files``), each file's style family, duplicates
 (a piece note for note equal to an earlier one is skipped) and the split of each piece. How one
-score becomes a :class:`~composer.train.scores.CorpusPiece` is ``composer.train.scores``.
+score becomes a :class:`~composer.music.scores.CorpusPiece` is ``composer.music.scores``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from music21 import common, stream
 
 from composer.errors import ComposerError
 from composer.music.m21 import music21_converter
-from composer.progress import ProgressFn, no_progress
-from composer.train.scores import (
+from composer.music.scores import (
     FORMATS,
     USER_STYLE,
     CorpusPiece,
     from_midi,
     from_music21,
 )
+from composer.progress import ProgressFn, no_progress
 
 # Keys are a collection (a top folder of music21's corpus) or a path prefix inside one; the
 # longest matching key wins. Trecento, Ciconia and Zacara da Teramo (luca) are 14th-century ars

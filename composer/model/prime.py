@@ -20,14 +20,20 @@ from pathlib import Path
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.model.generate import GenerationRequest, GenerationResult
-from composer.progress import ProgressFn, no_progress
+from composer.paths import DEFAULT_LIBRARY
+from composer.progress import log
 from composer.retrieve.features import feature_distance, symbolic_features
+from composer.retrieve.library import MUSIC21, PieceMeta, load_piece
+from composer.retrieve.search import search
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import KEY, STYLE
-from composer.train.data import HEADER
+from composer.tokens.tokenizer import HEADER, KEY, STYLE
+from composer.types import GenerationRequest, References
 
 PRIMER_BARS = 2
+# A piece is re-parsed from its file to prime the decoder. A tune of an ABC collection is parsed
+# alone (library.load_piece); other files this large would cost more than the decoding, so their
+# pieces do not prime.
+_MAX_PRIMING_FILE = 256_000  # bytes
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,8 @@ def reference_from_piece(piece, tok: ScoreTokenizer) -> Reference:
 
 def load_reference(spec: str | Path, tok: ScoreTokenizer) -> Reference:
     """``FILE`` or ``FILE#N`` (tune N of a multi-tune ABC file) read with the corpus loaders."""
-    from composer.train.corpus import SkippedPiece, iter_files
-    from composer.train.scores import CorpusPiece
+    from composer.music.corpus import SkippedPiece, iter_files
+    from composer.music.scores import CorpusPiece
 
     path, tune = Path(spec), None
     if not path.exists() and "#" in str(spec):
@@ -177,40 +183,59 @@ def prime(
     return plan_priming(req, ref, tokenizer, bars).apply(req)
 
 
-def generate_from_reference(
-    req: GenerationRequest,
-    reference: str | Path | Reference,
-    path: str | Path,
-    *,
-    tempo: float = 100.0,
-    model: str | Path | None = None,
-    adapter: str | None = "auto",
-    style_guidance: float | None = None,
-    instruction: str | None = None,
-    overwrite: bool = False,
-    progress: ProgressFn = no_progress,
-) -> tuple[GenerationResult, Priming]:
-    """Prime ``req`` with a Reference or the file ``FILE[#N]``, generate, and write the MIDI file
-    (``model``, ``adapter`` and the rest as for ``generate_midi``)."""
-    from composer.model.checkpoint import DEFAULT_MODEL
-    from composer.model.generate import cached_checkpoint, generate_midi
+def prime_from(
+    req: GenerationRequest, references: References, tok: ScoreTokenizer
+) -> tuple[GenerationRequest, str]:
+    """``req`` primed by the first of the references' picks in its mode with bars in its meter,
+    and what priming did (a line for plan.json)."""
+    if not references.pieces:
+        return req, references.priming or "no reference piece was found"
+    for meta in references.pieces:
+        ref = _reference(meta, tok)
+        if ref is None or ref.key[1] != req.key[1]:
+            continue  # a major excerpt moved to the relative major would pull a minor plan there
+        how = plan_priming(req, ref, tok)
+        if how.mode == "excerpt":
+            return how.apply(req), how.describe()
+    return req, "none of the picks has bars in the plan's meter and mode"
 
-    model = model or DEFAULT_MODEL
-    tok = cached_checkpoint(model).tokenizer
-    ref = reference if isinstance(reference, Reference) else load_reference(reference, tok)
-    how = plan_priming(req, ref, tok)
-    result = generate_midi(
-        how.apply(req),
-        path,
-        tempo=tempo,
-        model=model,
-        adapter=adapter,
-        style_guidance=style_guidance,
-        instruction=instruction,
-        overwrite=overwrite,
-        progress=progress,
+
+def best_reference(
+    req: GenerationRequest, tempo: float, tok: ScoreTokenizer, library=DEFAULT_LIBRARY
+) -> tuple[PieceMeta, Reference] | None:
+    """The library's best piece for ``req`` (its style, key, meter and ``tempo``) that has bars
+    in its meter, as (library entry, Reference); None when no piece has."""
+    hits = search(
+        library, "", key=req.key, style=req.style, meter="{}/{}".format(*req.meter),
+        tempo=tempo, k=10,
+    )  # fmt: skip
+    for hit in hits:
+        ref = _reference(hit.piece, tok)
+        if ref is None or ref.key[1] != req.key[1]:
+            continue  # see prime_from
+        if plan_priming(req, ref, tok).mode == "excerpt":
+            return hit.piece, ref
+    return None
+
+
+def _reference(meta: PieceMeta, tok: ScoreTokenizer) -> Reference | None:
+    """The library piece ``meta`` as a Reference, or None when its file is gone, too slow to
+    parse here, or cannot be encoded."""
+    from music21 import common
+
+    path = (
+        Path(common.getCorpusFilePath()) / meta.path if meta.source == MUSIC21 else Path(meta.path)
     )
-    return result, how
+    if not path.is_file():
+        return None
+    single_tune = path.suffix.lower() == ".abc" and meta.tune.isdigit()  # parsed alone: fast
+    if not single_tune and path.stat().st_size > _MAX_PRIMING_FILE:
+        return None
+    try:
+        return reference_from_piece(load_piece(meta), tok)
+    except (ComposerError, ValueError) as e:
+        log.warning("reference %s: %s", meta.id, e)
+        return None
 
 
 def _shift(source: tuple[int, str], target: tuple[int, str]) -> int:

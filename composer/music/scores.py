@@ -9,7 +9,10 @@ bar split by a repeat sign, say) gets its own meter entry.
 
 Scores are built directly from music21 objects rather than through music21's MIDI export, which
 deep-copies, always expands repeats, is about 150 times slower and drops notes in some polyphony.
-Which files make the corpus, and how they are split, is ``composer.train.corpus``.
+Which files make the corpus, and how they are split, is ``composer.music.corpus``.
+
+It is one module, though longer than most, because the two readers share the role assignment,
+the bar layout and the section finding that make a piece of either kind the same thing.
 """
 
 from __future__ import annotations
@@ -37,11 +40,11 @@ from music21 import (
 )
 
 from composer.errors import ComposerError
+from composer.music.keys import KRUMHANSL, find_key
 from composer.music.midi import read_score
+from composer.music.roles import BASS, MELODY, ROLES
 
 TPQ = 480
-ROLES = ("melody", "harmony1", "harmony2", "harmony3", "harmony4", "bass")
-MELODY, BASS = 0, len(ROLES) - 1
 USER_STYLE = "user"  # the style of a user's own files when they name none
 # Score formats read, best first: where one work exists in several, the corpus keeps the first.
 FORMATS = (".mxl", ".musicxml", ".xml", ".krn", ".abc")
@@ -509,10 +512,6 @@ def _tempos(flat: stream.Stream, shift: int) -> list[tuple[int, float]]:
 
 # --- MIDI ------------------------------------------------------------------------------------
 
-# Krumhansl-Kessler key profiles (major, minor), tonic first.
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
 
 def from_midi(path: Path, rel: str, collection: str, style: str) -> CorpusPiece:
     """A MIDI file: drums dropped, roles from each track's mean pitch, its own meters and keys
@@ -575,16 +574,9 @@ def from_midi(path: Path, rel: str, collection: str, style: str) -> CorpusPiece:
 
 
 def _estimate_key(sources: list[list[list[int]]]) -> tuple[int, str]:
-    """Krumhansl-Schmuckler: the key whose profile best matches the duration-weighted
-    pitch-class histogram."""
+    """The key of the duration-weighted pitch-class histogram (Krumhansl-Kessler profiles)."""
     hist = np.zeros(12)
     for notes in sources:
         for start, end, pitch, _ in notes:
             hist[pitch % 12] += end - start
-    best = (-2.0, 0, "major")
-    for tonic in range(12):
-        for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1]
-            if r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2]
+    return find_key(hist, KRUMHANSL)

@@ -1,0 +1,8 @@
+"""Voice roles: what each part of a score does, from the top of the texture to the bottom.
+
+The corpus reader labels each part of a piece with a role, the tokenizer writes roles as its
+programs, and the arranger gives each role an instrument.
+"""
+
+ROLES = ("melody", "harmony1", "harmony2", "harmony3", "harmony4", "bass")
+MELODY, BASS = 0, len(ROLES) - 1
