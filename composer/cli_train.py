@@ -25,7 +25,12 @@ def add_train_command(sub) -> None:
         default=None,
         help="token cache folder (built when missing)",
     )
-    t.add_argument("--out", type=Path, default=None, help="checkpoint folder to write")
+    t.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="checkpoint folder to write (default: ~/.local/share/composer/models/NAME)",
+    )
     t.add_argument("--minutes", type=float, help="stop after this long (and save)")
     t.add_argument("--epochs", type=float, help="passes over the training tokens")
     t.add_argument("--resume", action="store_true", help="continue from the saved state")

@@ -22,9 +22,7 @@ from composer.paths import DEFAULT_LIBRARY, DEFAULT_MODEL
 from composer.plan.request import PromptFacts
 from composer.progress import ProgressFn, log, no_progress
 from composer.types import (
-    BarControls,
     Brief,
-    GenerationRequest,
     Plan,
     References,
     VideoAnalysis,
@@ -122,7 +120,7 @@ def compose(
         lanes.load_model(model, plan.style.value if adapter == "auto" else adapter)
         refs = clock.lap("retrieve", find_references(plan, prompt, lanes.library()))
         result = generate(
-            request_for(plan), references=refs, model=model, adapter=adapter,
+            plan, references=refs, model=model, adapter=adapter,
             style_guidance=style_guidance, progress=progress,
         )  # fmt: skip
         clock.lap("generate")
@@ -217,19 +215,6 @@ def _open_library(folder):
         return folder
 
 
-def request_for(plan: Plan) -> GenerationRequest:
-    """The decoder's request for ``plan``: its style, key, meter and per-bar controls."""
-    return GenerationRequest(
-        style=plan.style.value,
-        key=tuple(plan.key.value),
-        meter=tuple(plan.meter.value),
-        controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
-        roles=roles_for(len(plan.instruments.value)),
-        every_role_every_bar=True,
-        seed=plan.seed,
-    )
-
-
 def _write(tmp, score, plan, analysis, video, soundfont, lanes, clock) -> dict[str, Path]:
     """Stage 7: the score, its audio (and the video, with one), notation and timeline, written
     into ``tmp``; the sound is made in the second lane meanwhile."""
@@ -255,14 +240,6 @@ def _write(tmp, score, plan, analysis, video, soundfont, lanes, clock) -> dict[s
     audio.result()
     clock.lap("render and mux")
     return files
-
-
-def roles_for(instruments: int) -> tuple[int, ...]:
-    """Decoder roles for ``instruments`` parts: melody, inner voices, and a bass from two."""
-    if instruments <= 1:
-        return (0,)
-    inner = tuple(range(1, min(instruments - 2, 4) + 1))
-    return (0, *inner, 5)
 
 
 def _musicxml(score, path: Path) -> Path:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from composer.errors import ComposerError
 
 
-def _vlq(n: int) -> bytes:
+def vlq(n: int) -> bytes:
+    """A MIDI variable-length quantity."""
     out = [n & 0x7F]
     n >>= 7
     while n:
@@ -67,7 +68,7 @@ def _huge_delta(b: bytearray, rng: random.Random) -> bytearray:
     """A delta time of up to 2^28 ticks where an event starts (in the music: hours or years)."""
     starts = [i for i in range(14, len(b) - 1) if b[i] in (0x90, 0x80, 0xFF)] or [len(b) // 2]
     i = rng.choice(starts)
-    b[i:i] = _vlq(rng.choice([0x0FFFFFFF, 0x00FFFFFF, rng.randrange(1 << 28)])) + b"\xff\x01\x00"
+    b[i:i] = vlq(rng.choice([0x0FFFFFFF, 0x00FFFFFF, rng.randrange(1 << 28)])) + b"\xff\x01\x00"
     return b
 
 

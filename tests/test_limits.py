@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import shared
+from fuzz import vlq
 
 from composer.cli import main
 from composer.config import Limits, limits
-
-
-def vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
 
 
 def midi_file(path: Path, events: bytes, division: int = 1, fmt: int = 0) -> Path:

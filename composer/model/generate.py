@@ -22,7 +22,7 @@ from composer.music.keys import Key, parse_key
 from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import STYLES
-from composer.types import BarControls, GenerationRequest, GenerationResult, References
+from composer.types import BarControls, GenerationRequest, GenerationResult, Plan, References
 
 DEFAULT_TEMPO = 100.0
 
@@ -35,6 +35,27 @@ def uniform_controls(
     return tuple(
         BarControls(intensity=levels[i % len(levels)], section=i in sections) for i in range(bars)
     )
+
+
+def request_for(plan: Plan) -> GenerationRequest:
+    """The decoder's request for ``plan``: its style, key, meter and per-bar controls."""
+    return GenerationRequest(
+        style=plan.style.value,
+        key=tuple(plan.key.value),
+        meter=tuple(plan.meter.value),
+        controls=tuple(BarControls(b.intensity, b.hit, b.section) for b in plan.bars),
+        roles=roles_for(len(plan.instruments.value)),
+        every_role_every_bar=True,
+        seed=plan.seed,
+    )
+
+
+def roles_for(instruments: int) -> tuple[int, ...]:
+    """Decoder roles for ``instruments`` parts: melody, inner voices, and a bass from two."""
+    if instruments <= 1:
+        return (0,)
+    inner = tuple(range(1, min(instruments - 2, 4) + 1))
+    return (0, *inner, 5)
 
 
 def request_from(
@@ -94,7 +115,7 @@ def request_from(
 
 
 def generate(
-    request: GenerationRequest | None = None,
+    request: GenerationRequest | Plan | None = None,
     *,
     tempo: float | None = None,
     references: References | None = None,
@@ -108,8 +129,9 @@ def generate(
     progress: ProgressFn = no_progress,
     **values,
 ) -> GenerationResult:
-    """Write music for ``request`` (or for the ``values`` and ``instruction`` that
-    ``request_from`` reads) with the decoder at ``model`` (default: the shipped one).
+    """Write music for ``request`` (a GenerationRequest, or a Plan: ``request_for`` it; or,
+    without one, the ``values`` and ``instruction`` that ``request_from`` reads) with the
+    decoder at ``model`` (default: the shipped one).
 
     - ``adapter``: a LoRA adapter's name, None for the base alone, ``"auto"`` for the one named
       after the request's style when the model has one (decoded with its guidance away from the
@@ -126,6 +148,9 @@ def generate(
         if style_guidance not in (None, 1.0):
             raise ComposerError(None, "style guidance steers a style adapter, not an instruction")
     reading: dict[str, tuple[str, float]] = {}
+    if isinstance(request, Plan):
+        tempo = request.tempo.value if tempo is None else tempo
+        request = request_for(request)
     if request is None:
         request, tempo, reading = request_from(
             **values, tempo=tempo, instruction=instruction, model=model

@@ -35,7 +35,7 @@ def plan_query(plan: Plan, prompt: str) -> str:
 
 
 def find_references(
-    plan: Plan, prompt: str, library: str | Path | Library = DEFAULT_LIBRARY, k: int = _PICKS
+    plan: Plan, prompt: str = "", library: str | Path | Library = DEFAULT_LIBRARY, k: int = _PICKS
 ) -> References:
     """The ``k`` best library pieces for ``plan``; a missing or unreadable library is noted in
     ``priming``, not raised (the music is written without references)."""

@@ -75,9 +75,10 @@ def run_training(
         raise ComposerError(
             None, f"unknown style {style!r}; valid styles: " + ", ".join(tok.spec.styles)
         )
-    if data:
-        out = out or user_data() / "models" / data[0].resolve().name
-    out = out or DEFAULT_MODEL
+    # A new model goes to the user's own folder unless --out names one: training never replaces
+    # the shipped model unasked.
+    name = data[0].resolve().name if data else DEFAULT_MODEL.name
+    out = out or user_data() / "models" / name
     data_cache = load_data(
         data, style, cache, tok, seed=cfg.seed, workers=workers, progress=progress
     )
