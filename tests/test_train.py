@@ -174,7 +174,7 @@ def test_load_errors_are_one_line(cache, tok, tmp_path):
     with pytest.raises(ComposerError, match="tokenizer mismatch"):
         load_checkpoint(out, tokenizer=tok)
     (out / "composer.json").write_text("{")
-    with pytest.raises(ComposerError, match="corrupt checkpoint spec"):
+    with pytest.raises(ComposerError, match="not readable JSON"):
         load_checkpoint(out, tokenizer=tok)
     with pytest.raises(ComposerError, match="not a composer checkpoint"):
         load_checkpoint(tmp_path, tokenizer=tok)

@@ -292,8 +292,12 @@ def load_checkpoint(
         spec = ModelSpec(**meta["spec"])
     except FileNotFoundError:
         raise ComposerError(path, f"not a composer checkpoint (no {SPEC_FILE})") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise ComposerError(path / SPEC_FILE, f"corrupt checkpoint spec ({e})") from None
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno}, column {e.colno}"
+        raise ComposerError(path / SPEC_FILE, f"not readable JSON ({where}): damaged") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else "fields the spec does not have"
+        raise ComposerError(path / SPEC_FILE, f"damaged checkpoint spec ({what})") from None
     tok = tokenizer or ScoreTokenizer.named(spec.tokenizer)
     if tok.vocab_hash != spec.tokenizer_hash or len(tok) != spec.vocab_size:
         raise ComposerError(
