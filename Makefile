@@ -4,7 +4,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := fluidsynth fluid-soundfont-gm
+APT_PACKAGES := fluidsynth fluid-soundfont-gm lilypond
 STAMP := $(VENV)/.installed
 
 .PHONY: setup apt demo test lint clean
