@@ -1,0 +1,5 @@
+"""Stage 7, perform: dynamics by phrase, meter, intensity and hit points; expression."""
+
+from composer.perform.dynamics import perform
+
+__all__ = ["perform"]
