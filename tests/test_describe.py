@@ -116,3 +116,34 @@ def test_transformers_describer_runs_a_local_model_and_falls_back_on_nonsense(an
     assert b.mood == describe_signal(analysis).mood
     missing = describe(analysis, f"transformers:{tmp_path / 'nope'}")
     assert missing.fallback and "could not load" in missing.fallback
+
+
+def _monochrome(analysis, brightness: float, contrast: float):
+    from dataclasses import replace
+
+    from composer.types import ColourCurves
+
+    n = len(analysis.colour.times)
+    colour = ColourCurves(analysis.colour.times, [brightness] * n, [0.0] * n, [0.5] * n,
+                          [contrast] * n)  # fmt: skip
+    return replace(analysis, colour=colour)
+
+
+def test_a_black_and_white_picture_is_not_read_as_sad_for_lacking_colour(analysis):
+    """Saturation 0 says nothing of mood: a crisp, mid-lit monochrome picture reads as light;
+    a murky dark one still reads as dark."""
+    crisp = describe_signal(_monochrome(analysis, 0.45, 0.45))
+    murky = describe_signal(_monochrome(analysis, 0.12, 0.05))
+    assert crisp.mood.valence >= 0.5 and "melancholic" not in crisp.mood.words
+    assert murky.mood.valence < 0.5
+    assert any("contrast=" in e for step in crisp.reasoning for e in step.evidence)
+
+
+def test_the_silent_black_and_white_comedy_is_not_sombre():
+    from pathlib import Path
+
+    clip = Path(__file__).resolve().parents[2] / "shared/media/videos/moviepy_chaplin.mp4"
+    if not clip.exists():
+        pytest.skip(f"{clip} is not here")
+    brief = describe_signal(analyze(clip))
+    assert brief.mood.valence >= 0.5, brief.reasoning[1].text

@@ -25,6 +25,8 @@ _BUSY_MOTION = 0.5  # mean motion energy of a sports clip
 _BUSY_CUTS = 4.0  # hard cuts per 10 s of a fast trailer
 _TEMPO = (60.0, 150.0)  # bpm at arousal 0 and 1
 _TEMPO_SPREAD = 12.0  # bpm either side of the centre
+_MONOCHROME = 0.06  # mean saturation below which a picture is black and white (or sepia)
+_PLAIN_CONTRAST = 0.2  # luma spread of an ordinary frame
 
 
 def _clip(x: float) -> float:
@@ -60,7 +62,16 @@ def describe_signal(a: VideoAnalysis) -> Brief:
     busy = _clip(0.7 * motion / _BUSY_MOTION + 0.3 * peak / (2 * _BUSY_MOTION))
     cutting = _clip(cuts_per_10s / _BUSY_CUTS)
     arousal = _clip(0.1 + 0.6 * busy + 0.3 * cutting)
-    valence = _clip(0.5 + 0.5 * (bright - 0.45) + 0.4 * (sat - 0.3) + 0.4 * (warm - 0.5))
+    contrast = float(np.mean(col.contrast)) if col.contrast else _PLAIN_CONTRAST
+    monochrome = sat < _MONOCHROME
+    if monochrome:
+        # No colour to read: a black-and-white picture is not sad for lacking it. Brightness,
+        # contrast (a crisp, high-key frame against a murky one) and motion carry the mood.
+        valence = _clip(
+            0.5 + 0.6 * (bright - 0.4) + 0.5 * (contrast - _PLAIN_CONTRAST) + 0.3 * (busy - 0.3)
+        )
+    else:
+        valence = _clip(0.5 + 0.5 * (bright - 0.45) + 0.4 * (sat - 0.3) + 0.4 * (warm - 0.5))
     centre = _TEMPO[0] + (_TEMPO[1] - _TEMPO[0]) * arousal
     pacing = Pacing(
         energy=round(arousal, 3),
@@ -97,10 +108,19 @@ def describe_signal(a: VideoAnalysis) -> Brief:
             ],
         ),  # fmt: skip
         ReasoningStep(
-            f"Brightness {bright:.2f}, saturation {sat:.2f} and warmth {warm:.2f} put valence "
-            f"at {valence:.2f}: {'bright and open' if valence >= 0.5 else 'dark or muted'}.",
-            [f"brightness={bright:.3f}", f"saturation={sat:.3f}", f"warmth={warm:.3f}"],
-        ),
+            f"Monochrome (saturation {sat:.2f}): brightness {bright:.2f}, contrast "
+            f"{contrast:.2f} and motion put valence at {valence:.2f}: "
+            f"{'light and lively' if valence >= 0.5 else 'dark or still'}."
+            if monochrome
+            else f"Brightness {bright:.2f}, saturation {sat:.2f} and warmth {warm:.2f} put "
+            f"valence at {valence:.2f}: {'bright, open' if valence >= 0.5 else 'dark, muted'}.",
+            [
+                f"brightness={bright:.3f}",
+                f"saturation={sat:.3f}",
+                f"warmth={warm:.3f}",
+                f"contrast={contrast:.3f}",
+            ],
+        ),  # fmt: skip
         ReasoningStep(
             f"Arousal {arousal:.2f} maps to {pacing.tempo_min:.0f}-{pacing.tempo_max:.0f} bpm; "
             f"the mood reads as {', '.join(words)}.",
