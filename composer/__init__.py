@@ -6,7 +6,8 @@ dataclass from :mod:`composer.types`:
     analyze(video) -> VideoAnalysis                 describe(analysis) -> Brief
     plan(brief, request) -> Plan                    find_references(plan) -> References
     generate(request) -> GenerationResult           arrange(result, plan) -> score
-    render(midi, wav) -> RenderedAudio              mux(video, wav, out) -> path
+    perform(score, plan) -> score                   render(midi, wav) -> RenderedAudio
+    mux(video, wav, out) -> path
 
 and ``compose`` runs them in order, from a video and/or a text request to a folder of files.
 """
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 from composer.arrange import arrange  # noqa: E402 (the stages may read __version__)
 from composer.describe import describe  # noqa: E402
 from composer.errors import ComposerError  # noqa: E402
+from composer.perform import perform  # noqa: E402
 from composer.plan import plan  # noqa: E402
 from composer.plan.request import PromptFacts  # noqa: E402
 from composer.render import mux  # noqa: E402
@@ -54,5 +56,5 @@ __all__ = [
     "Brief", "ComposeRecord", "ComposeResult", "ComposerError", "GenerationRequest",
     "GenerationResult", "Plan", "PromptFacts", "References", "RenderedAudio", "VideoAnalysis",
     "__version__", "analyze", "arrange", "compose", "describe", "find_references", "generate",
-    "mux", "plan", "render",
+    "mux", "perform", "plan", "render",
 ]  # fmt: skip

@@ -113,6 +113,19 @@ def add_commands(sub) -> None:
     ei.add_argument("-o", "--outdir", type=Path, help="write instructions.txt and .json here")
     ei.set_defaults(run=_eval_instructions)
 
+    eq = esub.add_parser(
+        "requests", help="requests composed end to end: stated attributes met, craft, notation"
+    )
+    eq.add_argument("battery", type=Path, nargs="?",
+                    help="a request battery: request TAB attribute=value ... per line")  # fmt: skip
+    eq.add_argument("--videos", type=Path, nargs="*", default=[],
+                    help="videos to compose too (craft and notation only)")  # fmt: skip
+    eq.add_argument("--duration", type=float, default=20.0, help="seconds per request")
+    eq.add_argument("--seed", type=int, default=0)
+    eq.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    eq.add_argument("-o", "--outdir", type=Path, help="keep the pieces and the tables here")
+    eq.set_defaults(run=_eval_requests)
+
 
 def _bench_generate(args: argparse.Namespace) -> int:
     from composer.bench import bench_generate
@@ -223,6 +236,18 @@ def _eval_instructions(args: argparse.Namespace) -> int:
             out=args.outdir,
             progress=progress,
         )
+    print(report.table())
+    return 0
+
+
+def _eval_requests(args: argparse.Namespace) -> int:
+    from composer.evaluate.requests import eval_requests
+
+    with progress_bar() as progress:
+        report = eval_requests(
+            args.battery, duration=args.duration, seed=args.seed, model=args.model,
+            videos=args.videos, out=args.outdir, progress=progress,
+        )  # fmt: skip
     print(report.table())
     return 0
 

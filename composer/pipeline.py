@@ -1,7 +1,8 @@
 """compose(): the pipeline's stages in order, from a video and/or a text request to OUTDIR.
 
 analyse (VideoAnalysis) -> describe (Brief) -> plan (Plan) -> retrieve (References) ->
-generate (GenerationResult) -> arrange (the score) -> render and mux (the files). Everything is
+generate (GenerationResult) -> arrange (the score) -> perform (its dynamics) -> render and mux
+(the files). Everything is
 written into a temporary folder beside OUTDIR and renamed into place at the end, so OUTDIR is
 either complete or untouched (:mod:`composer.outputs`).
 """
@@ -88,6 +89,7 @@ def compose(
     from composer.arrange.arranger import arrange
     from composer.describe import describe
     from composer.model.generate import generate
+    from composer.perform import perform
     from composer.plan.planner import make_plan
     from composer.plan.request import parse_prompt
     from composer.retrieve.references import find_references
@@ -126,6 +128,7 @@ def compose(
         clock.lap("generate")
         refs.priming = result.priming
         score = clock.lap("arrange", arrange(result, plan))
+        score = clock.lap("perform", perform(score, plan))
         files = _write(tmp, score, plan, analysis, video, soundfont, lanes, clock)
         contrast = result.request.contrast
         record = ComposeRecord(
@@ -218,6 +221,7 @@ def _open_library(folder):
 def _write(tmp, score, plan, analysis, video, soundfont, lanes, clock) -> dict[str, Path]:
     """Stage 7: the score, its audio (and the video, with one), notation and timeline, written
     into ``tmp``; the sound is made in the second lane meanwhile."""
+    from composer.music.notation import write_musicxml
     from composer.plan.figure import plot_plan
     from composer.render import mux, render_midi
 
@@ -233,26 +237,10 @@ def _write(tmp, score, plan, analysis, video, soundfont, lanes, clock) -> dict[s
             (tmp / ".picture.mp4").unlink(missing_ok=True)
 
     audio = lanes.sound.submit(sound)
-    files["musicxml"] = _musicxml(score, tmp / "score.musicxml")
+    files["musicxml"] = write_musicxml(score, tmp / "score.musicxml")
     files["timeline"] = tmp / "timeline.png"
     plot_plan(plan, analysis, score, files["timeline"])
     clock.lap("notation, timeline")
     audio.result()
     clock.lap("render and mux")
     return files
-
-
-def _musicxml(score, path: Path) -> Path:
-    """MusicXML of the pitched parts for notation programs, through music21 (its exporter
-    cannot write General MIDI percussion, which stays in score.mid)."""
-    from composer.music.m21 import music21_converter
-
-    pitched = score.copy()
-    pitched.tracks = [t for t in pitched.tracks if not t.is_drum]
-    midi = path.with_suffix(".pitched.mid")
-    pitched.dump_midi(str(midi))
-    try:
-        music21_converter().parse(midi).write("musicxml", fp=str(path))
-    finally:
-        midi.unlink(missing_ok=True)
-    return path

@@ -122,12 +122,14 @@ class MotionCurve(_Json):
 
 @dataclass
 class ColourCurves(_Json):
-    """Per-sample colour statistics, each in 0..1 (warmth: 0 cool/blue, 1 warm/red)."""
+    """Per-sample colour statistics, each in 0..1 (warmth: 0 cool/blue, 1 warm/red;
+    contrast: the luma's standard deviation, 1 for half black and half white)."""
 
     times: list[float]
     brightness: list[float]
     saturation: list[float]
     warmth: list[float]
+    contrast: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -287,6 +289,20 @@ class Plan(_Json):
     hit_points: list[HitPoint]
     unplaced: list[float] = field(default_factory=list)  # strong cuts no gentle tempo reached
     seed: int = 0
+    # How the music is played and spread (perform and arrange read them):
+    # dynamics "soft" | "medium" | "loud" | "building" | "fading";
+    # density "sparse" | "medium" | "dense" (the decoder's bar intensity follows it);
+    # register "low" | "middle" | "high" (where the melody sits);
+    # texture: the accompaniment's pattern ("waltz", "march", "jig", "chorale", "arpeggio",
+    # "drone") or "free" (as the decoder wrote it).
+    dynamics: Choice = field(default_factory=lambda: _unsaid("medium"))
+    density: Choice = field(default_factory=lambda: _unsaid("medium"))
+    register: Choice = field(default_factory=lambda: _unsaid("middle"))
+    texture: Choice = field(default_factory=lambda: _unsaid("free"))
+
+
+def _unsaid(value: str) -> Choice:
+    return Choice(value, "default", "nothing asked for another")
 
 
 # --- Stage 4: retrieve -----------------------------------------------------------------------

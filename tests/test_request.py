@@ -12,7 +12,7 @@ from composer.plan.request import PromptFacts, parse_prompt
 @pytest.mark.parametrize(
     "text,key,bpm,meter,duration,instruments,drums",
     [
-        ("a slow chorale in D minor for strings", (2, "minor"), None, None, None, [48], None),
+        ("a slow chorale in D minor for a cello", (2, "minor"), None, None, None, [42], None),
         ("jig in 6/8 with fiddle and harp, 45 seconds, no drums", None, None, (6, 8), 45.0,
          [40, 46], False),
         ("thriller cue for 1:30 in F# major, piano and cello", (6, "major"), None, None, 90.0,
@@ -195,3 +195,114 @@ def test_ignored_values_and_conflicts_reach_plan_json():
     f = parse_prompt("a 24/7 diner in 3/0 at 900 bpm, 72 bpm or 80 bpm, 70s disco")
     back = PromptFacts.from_json(f.to_json())
     assert back == f and back.ignored and back.conflicts and back.era == "1970s"
+
+
+# --- qualities stated in words, and the palette they choose ----------------------------------
+
+
+def _plan(text: str):
+    facts = parse_prompt(text)
+    facts.duration = 20.0
+    return facts, make_plan(None, facts)
+
+
+@pytest.mark.parametrize(
+    "text,attribute,value",
+    [
+        ("a frantic chase through the streets", "tempo", "fast"),
+        ("a slow elegy", "tempo", "slow"),
+        ("not too fast, please", "tempo", "moderate"),
+        ("sparse and quiet", "density", "sparse"),
+        ("a busy market", "density", "dense"),
+        ("low strings", "register", "low"),
+        ("high and light", "register", "high"),
+        ("soft music for reading", "dynamics", "soft"),
+        ("building to a climax", "dynamics", "building"),
+        ("music that fades away", "dynamics", "fading"),
+        ("a pizzicato passage", "articulation", "pizzicato"),
+        ("tremolo strings in the storm", "articulation", "tremolo"),
+        ("a hymn sung by a choir", "voices", "yes"),
+        ("an Irish jig", "form", "jig"),
+        ("a string quartet", "ensemble", "string quartet"),
+        ("a brass band", "ensemble", "brass"),
+    ],
+)  # fmt: skip
+def test_qualities_are_read_with_their_words(text, attribute, value):
+    reading = parse_prompt(text).quality(attribute)
+    assert reading is not None and reading.value == value
+    assert reading.words.lower() in text.lower() and 0 < reading.confidence <= 1
+
+
+def test_a_negated_quality_is_not_read():
+    assert parse_prompt("without any choir").quality("voices") is None
+    assert parse_prompt("not loud at all").quality("dynamics") is None
+
+
+def test_words_no_pattern_places_are_listed_as_unread():
+    facts = parse_prompt("a waltz for the zorblax festival")
+    assert "zorblax" in facts.unread and "waltz" not in facts.unread
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a frantic chase", "a pizzicato scherzo", "a heroic march", "calm ambient music",
+     "a slow chorale in D minor", "a hymn", "something sacred and solemn", ""],
+)  # fmt: skip
+def test_no_choir_unless_voices_are_asked_for(text):
+    _, plan = _plan(text)
+    assert not any(52 <= p <= 54 for p in plan.instruments.value), plan.instruments
+
+
+def test_voices_asked_for_get_a_choir():
+    _, plan = _plan("a hymn sung by a choir")
+    assert all(52 <= p <= 54 for p in plan.instruments.value)
+
+
+@pytest.mark.parametrize(
+    "text,meter,tempo_range",
+    [("a lively jig", [6, 8], (160, 200)), ("a waltz", [3, 4], (130, 175)),
+     ("a reel", [4, 4], (170, 215)), ("a gentle lullaby", [6, 8], (55, 80)),
+     ("a stately march", [4, 4], (50, 130))],
+)  # fmt: skip
+def test_a_dance_sets_its_meter_and_speed(text, meter, tempo_range):
+    _, plan = _plan(text)
+    assert plan.meter.value == meter and plan.meter.source == "prompt"
+    assert tempo_range[0] <= plan.tempo.value <= tempo_range[1], plan.tempo
+
+
+def test_explicit_values_win_over_a_dance():
+    _, plan = _plan("a jig in 4/4 at 90 bpm")
+    assert plan.meter.value == [4, 4] and plan.tempo.value == 90
+
+
+def test_articulations_become_general_midi_programs():
+    assert set(_plan("a pizzicato scherzo")[1].instruments.value) == {45}
+    assert 44 in _plan("tremolo strings for a storm")[1].instruments.value
+    assert 59 in _plan("a muted trumpet and a tuba")[1].instruments.value
+
+
+def test_stated_density_dynamics_and_register_reach_the_plan():
+    _, sparse = _plan("sparse and slow")
+    _, dense = _plan("busy and slow")
+    assert max(b.intensity for b in sparse.bars) <= 1 <= min(b.intensity for b in dense.bars)
+    assert _plan("soft music")[1].dynamics.value == "soft"
+    assert _plan("deep and low")[1].register.value == "low"
+
+
+@pytest.mark.parametrize(
+    "text,family",
+    [("a brass fanfare", range(56, 64)), ("a string quartet", range(40, 48)),
+     ("solo piano, reflective", range(0, 8)), ("low strings", range(40, 52))],
+)  # fmt: skip
+def test_a_named_ensemble_plays(text, family):
+    programs = _plan(text)[1].instruments.value
+    assert all(p in family for p in programs), programs
+
+
+def test_the_palette_follows_the_mood_without_a_style():
+    """Nothing names a style: an upbeat request and a sad one get different palettes, and
+    neither falls back to one default."""
+    _, upbeat = _plan("joyful and upbeat")
+    _, sad = _plan("sad and lonely")
+    assert upbeat.style.source == sad.style.source == "prompt"
+    assert upbeat.instruments.value != sad.instruments.value

@@ -183,6 +183,8 @@ def test_parse_query_reads_stated_attributes() -> None:
     assert (q.key, q.meter, q.parts, q.bars, q.style) == ((6, "minor"), "6/8", 4, 32, "fiddle")
     assert q.tempo == 66.0  # the middle of "slow" (composer.music.words.TEMPO_WORDS)
     assert parse_query("an unaccompanied melody").parts == 1
+    jig = parse_query("an Irish jig")  # a dance: its style, meter and speed, as compose reads it
+    assert (jig.style, jig.meter) == ("fiddle", "6/8") and jig.tempo > 160
 
 
 def test_cli_index_and_search(built, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -191,8 +193,9 @@ def test_cli_index_and_search(built, tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "skipped mine/broken.mid" in out and "build rate:" in out and "pieces/s" in out
     assert main(["search", "waltz of the lanterns", "--library", str(tmp_path / "lib")]) == 0
-    out = capsys.readouterr().out
-    assert "Waltz of the Lanterns" in out.splitlines()[0] and "text " in out.splitlines()[1]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("read from the query:") and "waltz" in lines[0]  # a waltz's meter
+    assert "Waltz of the Lanterns" in lines[1] and "text " in lines[2]
     assert main(["search", "x", "--style", "bogus", "--library", str(tmp_path / "lib")]) == 1
     assert "unknown style 'bogus'" in capsys.readouterr().err
 

@@ -1,6 +1,9 @@
 """Arrange: the decoder's role tracks become an editable score for the plan's instruments.
 
-- each role gets the plan's General MIDI program, moved by octaves into the instrument's range;
+- each role gets the plan's General MIDI program, moved by octaves into the instrument's range
+  (and towards a stated register);
+- a dance's accompaniment is re-timed into its texture (composer.arrange.textures), and every
+  part closes on one final chord held to the end (composer.arrange.ending);
 - the tempo map, time and key signatures are written;
 - percussion (channel 10), when the plan has it, comes from a small groove library keyed by
   intensity, and every hit point is voiced (crash cymbal on a downbeat, timpani on an accent);
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import symusic
 
+from composer.arrange.ending import close, pulse_ticks
+from composer.arrange.textures import apply_texture
 from composer.music.keys import key_signature
 from composer.music.roles import ROLES
 from composer.types import GenerationResult, Plan
@@ -23,6 +28,8 @@ RANGES = {
     68: (58, 91), 70: (34, 75), 71: (50, 91), 73: (60, 96), 74: (60, 96),
 }  # fmt: skip
 _WIDE = (28, 100)
+# The part's middle pitch a stated register asks for (C4 and below; D5 and above).
+REGISTER_MIDDLE = {"low": 60, "high": 74}
 CRASH, KICK, SNARE, CLOSED_HAT, RIDE, TAMBOURINE = 49, 36, 38, 42, 51, 54
 TIMPANI = 47  # a GM program (melodic), for accents
 # Grooves per intensity level: (position in beats of the bar's unit, drum, velocity); the
@@ -71,14 +78,25 @@ def arrange(music: GenerationResult | symusic.Score, plan: Plan) -> symusic.Scor
     # The music ends with the picture: at the last bar line, or, when an explicit tempo kept
     # whole bars from filling the duration, with the last chord held to the end.
     end = round(_beat_at(plan, plan.duration.value) * unit_ticks)
+    voices = []
     for track in sorted(score.tracks, key=lambda t: t.program):  # melody first, bass last
         role = track.program
         program = programs[role] if 0 <= role < len(programs) else programs[0]
         t = symusic.Track(f"{roles[role]} ({_gm_name(program)})", program, False)
         lo, hi = RANGES.get(program, _WIDE)
-        for n in _hold_last(_fit_range(list(track.notes), lo, hi), end):
-            t.notes.append(n)
+        # A stated register moves every part (low) or every part above the bass (high).
+        register = (
+            plan.register.value
+            if role != len(roles) - 1 or plan.register.value == "low"
+            else "middle"
+        )
+        voices.append(_fit_range(list(track.notes), lo, hi, register))
         out.tracks.append(t)
+    # A dance's accompaniment in its pattern; then all voices close together on one final
+    # chord, held at least a beat to the end.
+    voices = apply_texture(voices, plan.texture.value, num, den, tpq, end)
+    for t, notes in zip(out.tracks, close(voices, end, pulse_ticks(num, den, tpq)), strict=True):
+        t.notes.extend(notes)
     if plan.drums.value:
         drums = _percussion(plan, bar_ticks, unit_ticks, num)
         drums.notes = [n for n in drums.notes if n.time < end]
@@ -128,23 +146,10 @@ def _percussion(plan: Plan, bar_ticks: int, unit_ticks: int, num: int) -> symusi
     return drums
 
 
-def _hold_last(notes: list, end: int) -> list:
-    """The last chord rings to the final bar line (the music ends with the picture); nothing
-    sounds past it."""
-    if not notes:
-        return notes
-    last = max(n.time for n in notes)
-    out = []
-    for n in notes:
-        if n.time >= end:
-            continue
-        stop = end if n.time == last else min(n.time + n.duration, end)
-        out.append(symusic.Note(n.time, stop - n.time, n.pitch, n.velocity))
-    return out
-
-
-def _fit_range(notes: list, lo: int, hi: int) -> list:
-    """Move the part by whole octaves so its middle sits in range, then fold strays in."""
+def _fit_range(notes: list, lo: int, hi: int, register: str = "middle") -> list:
+    """Move the part by whole octaves so its middle sits in range (and, for a stated
+    register, at or below ``REGISTER_MIDDLE["low"]`` or at or above the high one where the
+    instrument reaches), then fold strays in."""
     if not notes:
         return notes
     pitches = sorted(n.pitch for n in notes)
@@ -154,6 +159,12 @@ def _fit_range(notes: list, lo: int, hi: int) -> list:
         shift -= 12
     while middle + shift < lo + 6 and middle + shift + 12 <= hi:
         shift += 12
+    if register == "low":
+        while middle + shift > REGISTER_MIDDLE["low"] and middle + shift - 12 >= lo + 3:
+            shift -= 12
+    elif register == "high":
+        while middle + shift < REGISTER_MIDDLE["high"] and middle + shift + 12 <= hi - 3:
+            shift += 12
     out = []
     for n in notes:
         p = n.pitch + shift

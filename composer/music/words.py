@@ -142,7 +142,7 @@ _AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])", re.I)
 _SECONDS_PER = {"h": 3600.0, "m": 60.0, "s": 1.0}
 _DRUMS = re.compile(
     r"\b(?:(?P<no>no|without|w/o)\s+(?:drums|percussion|beat)|(?:with\s+)?(?:drums|percussion"
-    r"|drum kit))\b",
+    r"|drum kit|drum|timpani))\b",
     re.I,
 )
 
@@ -267,7 +267,8 @@ def read_values(text: str, meters: Meters | None) -> Values:
                     f"{words!r} contradicts {first[name]!r} ({name}): the first is used"
                 )
     for word, span in sorted(TEMPO_WORDS.items(), key=lambda kv: -len(kv[0])):
-        if m := re.search(rf"\b{word}\b", rest, re.I):
+        # "not too fast" is not fast (composer.music.qualities reads it as moderate).
+        if m := re.search(rf"(?<!not too )(?<!not very )(?<!not )\b{word}\b", rest, re.I):
             values.tempo_range = (float(span[0]), float(span[1]))
             values.notes.append(f"tempo range {span[0]}-{span[1]} bpm from {m.group(0)!r}")
             break  # the words stay in the rest: they also say something about mood

@@ -15,7 +15,9 @@ import numpy as np
 from composer.config import duration_problem, limits, tempo_problem
 from composer.errors import ComposerError
 from composer.music.keys import key_name
-from composer.music.words import meter_problem
+from composer.music.qualities import IMPLIED, forms
+from composer.music.words import meter_class, meter_problem, tempo_class
+from composer.plan.palette import STYLE_DEFAULTS, choose_palette
 from composer.plan.request import PromptFacts
 from composer.plan.tempo import fit_tempo
 from composer.tokens import TokenizerSpec
@@ -25,37 +27,16 @@ STRONG_CUT = 0.5  # cut strength from which a cut must be marked in the music
 DEFAULT_DURATION = 30.0
 # Motion energy (bar mean) thresholds for intensity levels 1, 2 and 3.
 _INTENSITY_MOTION = (0.06, 0.15, 0.3)
-# Each style's usual meter and ensemble (General MIDI programs, melody first, bass last).
-STYLE_DEFAULTS = {
-    "chorale": ((4, 4), [52, 52, 52, 52], "choir"),
-    "renaissance": ((4, 4), [71, 68, 70, 70], "winds"),  # 4/4, not 4/2: hits need quarters
-    "medieval": ((3, 4), [74, 46, 42], "recorder, harp and cello"),
-    "quartet": ((4, 4), [40, 40, 41, 42], "string quartet"),
-    "folk": ((4, 4), [73, 24, 32], "flute, guitar and bass"),
-    "fiddle": ((6, 8), [40, 24, 32], "fiddle, guitar and bass"),
-    "piano": ((3, 4), [0, 0], "piano"),
-    "other": ((4, 4), [48, 48, 48, 43], "strings"),
-}
-
-
-def choose_style(facts: PromptFacts | None, brief: Brief | None) -> Choice:
-    if facts and facts.style:
-        return Choice(
-            facts.style.name, "prompt",
-            f"the request reads as {facts.style.name} (similarity {facts.style.confidence})",
-            facts.style.confidence,
-        )  # fmt: skip
-    if brief is None:
-        return Choice("chorale", "default", "no request style and no video")
-    v, a = brief.mood.valence, brief.mood.arousal
-    style = (
-        ("fiddle" if v >= 0.5 else "quartet")
-        if a >= 0.6
-        else ("folk" if v >= 0.5 else "chorale")
-        if a >= 0.3
-        else ("piano" if v >= 0.5 else "renaissance")
-    )
-    return Choice(style, "video", f"valence {v:.2f} and arousal {a:.2f} suit {style}")
+# Tempo ranges (quarter notes per minute) a tempo class is played in, when words state the class.
+_CLASS_TEMPO = {"slow": (56.0, 72.0), "moderate": (88.0, 108.0), "fast": (132.0, 160.0)}
+# Bar intensity under a stated density: sparse bars stay low, dense ones high (by level 0..3).
+_DENSITY_LEVELS = {"sparse": (0, 0, 0, 1), "dense": (2, 3, 3, 3)}
+# Valence and arousal that a request's words imply when no mood matched and no video speaks.
+# A named mood's dynamics by its arousal: below 0.3 soft, to 0.85 medium, above loud.
+_MOOD_DYNAMICS = ((0.3, "soft"), (0.85, "medium"))
+_CLASS_METER = {"duple": (4, 4), "triple": (3, 4), "compound": (6, 8)}
+_FEEL = {("tempo", "fast"): (None, 0.75), ("tempo", "slow"): (None, 0.25),
+         ("dynamics", "loud"): (None, 0.7), ("dynamics", "soft"): (None, 0.25)}  # fmt: skip
 
 
 def make_plan(
@@ -82,16 +63,7 @@ def make_plan(
     else:
         duration = Choice(DEFAULT_DURATION, "default", "no video and no duration asked")
 
-    style = choose_style(facts, brief)
-    default_meter, default_programs, ensemble = STYLE_DEFAULTS[style.value]
-
-    if facts.meter is not None:
-        meter = Choice(list(facts.meter), "prompt", f"asked for {facts.meter[0]}/{facts.meter[1]}")
-    else:
-        meter = Choice(list(default_meter), "default", f"the usual meter of {style.value}")
-    num, den = meter.value
-
-    # Mood: the request's words when they match, else the video's.
+    # Mood: the request's words when they match, else the video's, else what the words imply.
     if facts.mood is not None:
         mood = Choice(
             [facts.mood.name], "prompt", f"the request reads as {facts.mood.name} "
@@ -104,12 +76,33 @@ def make_plan(
     else:
         mood = Choice(["calm"], "default", "nothing to go on")
         valence, arousal = 0.6, 0.4
+        for r in facts.readings:
+            if (feel := _FEEL.get((r.attribute, r.value))) is not None:
+                arousal = feel[1]
+                mood.why = f"{r.words!r} implies arousal {arousal:g}"
+                break
+    palette = choose_palette(facts, mood.source, valence, arousal)
+    style, form = palette.style, facts.quality("form")
+
+    if facts.meter is not None:
+        meter = Choice(list(facts.meter), "prompt", f"asked for {facts.meter[0]}/{facts.meter[1]}")
+    elif form is not None:
+        meter = Choice(list(forms()[form.value].meter), "prompt",
+                       f"a {form.value} is in {'/'.join(map(str, forms()[form.value].meter))}",
+                       form.confidence)  # fmt: skip
+    elif (said := facts.quality("meter")) and said.value != meter_class(*_usual_meter(style)):
+        meter = Choice(list(_CLASS_METER[said.value]), "prompt",
+                       f"{said.words!r} asks for {said.value} meter", said.confidence)  # fmt: skip
+    else:
+        meter = Choice(list(_usual_meter(style)), "default", f"the usual meter of {style.value}")
+    num, den = meter.value
 
     # Key: explicit, else the mode from valence and a tonic from the seed.
     if facts.key is not None:
         key = Choice(list(facts.key), "prompt", f"asked for {key_name(*facts.key)}")
     else:
-        mode = "major" if valence >= 0.5 else "minor"
+        said = facts.quality("mode")
+        mode = said.value if said else "major" if valence >= 0.5 else "minor"
         tonic = int(rng.choice([0, 2, 7, 5, 9]) if mode == "major" else rng.choice([9, 2, 4, 7]))
         key = Choice(
             [tonic, mode], "video" if brief or facts.mood else "default",
@@ -126,9 +119,9 @@ def make_plan(
                 "bpm, but the explicit number wins"
             )
         tempo_source = "prompt"
-    elif facts.tempo_range is not None:
-        lo, hi = facts.tempo_range
-        why, tempo_source = f"tempo words ask for {lo:g}-{hi:g} bpm", "prompt"
+    elif (said := _stated_tempo(facts)) is not None:
+        (lo, hi), why = said
+        tempo_source = "prompt"
     elif brief is not None:
         lo, hi = brief.pacing.tempo_min, brief.pacing.tempo_max
         why, tempo_source = f"the video's pacing suggests {lo:g}-{hi:g} bpm", "video"
@@ -166,24 +159,74 @@ def make_plan(
             bars[bar].cut = cut
             hit_points.append(HitPoint(cut, "cut", bar, b, round(fit.time_of(beat), 4), b == 0))
 
-    if facts.instruments:
-        programs = _parts_from(facts.instruments, len(default_programs))
-        instruments = Choice(programs, "prompt", "asked for these instruments")
-    else:
-        instruments = Choice(default_programs, "default", f"{style.value} is usually {ensemble}")
     if facts.drums is not None:
         drums = Choice(facts.drums, "prompt", "asked " + ("for" if facts.drums else "for no") +
                        " percussion")  # fmt: skip
+    elif palette.ensemble_drums is not None:
+        has = "has" if palette.ensemble_drums else "has no"
+        drums = Choice(palette.ensemble_drums, palette.instruments.source,
+                       f"the ensemble {has} drums")  # fmt: skip
     else:
         on = arousal >= 0.6 and style.value not in ("chorale", "renaissance", "medieval")
         drums = Choice(on, "video" if brief else "default", f"arousal {arousal:.2f}")
 
+    density = _said(facts, "density", "medium")
+    if density.value in _DENSITY_LEVELS:
+        levels = _DENSITY_LEVELS[density.value]
+        for bar in bars:
+            bar.intensity = levels[bar.intensity]
     return Plan(
         duration=duration, style=style, key=key, meter=meter, tempo=tempo,
-        instruments=instruments, drums=drums, mood=mood,
+        instruments=palette.instruments, drums=drums, mood=mood,
         tempo_map=[_quarters(s, unit) for s in fit.segments], bars=bars,
         hit_points=hit_points, unplaced=fit.unplaced, seed=seed,
+        dynamics=_dynamics(facts), density=density, register=_said(facts, "register", "middle"),
+        texture=palette.texture,
     )  # fmt: skip
+
+
+def _said(facts: PromptFacts, attribute: str, default: str) -> Choice:
+    """The value the request's words state for ``attribute``, else ``default``."""
+    if (r := facts.quality(attribute)) is not None:
+        return Choice(r.value, "prompt", f"from {r.words!r}", r.confidence)
+    return Choice(default, "default", f"the request states no {attribute}")
+
+
+def _dynamics(facts: PromptFacts) -> Choice:
+    """The stated dynamics, else a form's, else a named mood's (calm is played softly)."""
+    if facts.quality("dynamics") is None:
+        if (form := facts.quality("form")) and (level := forms()[form.value].dynamics):
+            return Choice(level, "prompt", f"a {form.value} is played {level}", IMPLIED)
+        if facts.mood is not None and facts.mood.arousal is not None:
+            level = next((v for a, v in _MOOD_DYNAMICS if facts.mood.arousal < a), "loud")
+            if level != "medium":
+                why = f"{facts.mood.name} music is played {level}"
+                return Choice(level, "prompt", why, facts.mood.confidence * IMPLIED)
+    return _said(facts, "dynamics", "medium")
+
+
+def _usual_meter(style: Choice) -> tuple[int, int]:
+    return STYLE_DEFAULTS[style.value][0]
+
+
+def _stated_tempo(facts: PromptFacts) -> tuple[tuple[float, float], str] | None:
+    """A tempo range (quarter notes per minute) from the request's words, and why: a dance's
+    own range where the tempo words agree with it ("a lively jig" is a jig's speed), else the
+    tempo words' range, else a stated tempo class's, else the dance's."""
+    form = forms()[r.value] if (r := facts.quality("form")) else None
+    said = facts.quality("tempo")
+    words = tempo_class(sum(facts.tempo_range) / 2) if facts.tempo_range else None
+    wanted = words or (said.value if said else None)
+    if form is not None and wanted in (None, tempo_class(sum(form.tempo) / 2)):
+        lo, hi = form.tempo
+        return (lo, hi), f"a {form.name} is played at {lo:g}-{hi:g} bpm"
+    if facts.tempo_range is not None:
+        lo, hi = facts.tempo_range
+        return (lo, hi), f"tempo words ask for {lo:g}-{hi:g} bpm"
+    if said is not None:
+        lo, hi = _CLASS_TEMPO[said.value]
+        return (lo, hi), f"{said.words!r} reads as {said.value}: {lo:g}-{hi:g} bpm"
+    return None
 
 
 def _check(facts: PromptFacts, spec: TokenizerSpec) -> None:
@@ -224,14 +267,6 @@ def _quarters(seg, unit: float):
     from composer.types import TempoSegment
 
     return TempoSegment(seg.start, seg.beat, round(seg.bpm / unit, 3))
-
-
-def _parts_from(programs: list[int], parts: int) -> list[int]:
-    """One program per part: a single instrument (or family) plays every part of the style;
-    several named instruments take a part each, the first the melody, the last the bass."""
-    if len(programs) == 1:
-        return programs * max(parts, 2)
-    return programs[:6]
 
 
 def _bars(

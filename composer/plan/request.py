@@ -1,11 +1,15 @@
-"""What a text request asks for: explicit values by pattern, free text by meaning.
+"""What a text request asks for: explicit values and stated qualities by pattern, the rest by
+meaning. ``compose``, ``plan`` and ``search`` read requests here.
 
 Explicit values (a key, a tempo in bpm, a meter, a duration, an era, tempo words, "no drums":
 composer.music.words; General MIDI instruments by name, here) are read with patterns and are
 exact; one composer cannot write is recorded as ignored, with the reason, and one that
-contradicts an earlier one as a conflict (the first is used). The rest of the text is matched
-with the MiniLM sentence model against the vocabularies in prompts/ (moods, styles), each match
-with a confidence (cosine similarity); below ``threshold`` the video (or the default) decides.
+contradicts an earlier one as a conflict (the first is used). Qualities stated in words (tempo
+feel, density, register, dynamics, articulation, voices, dances and forms, ensembles:
+composer.music.qualities) are read next, each with its words and a confidence. The rest of the
+text is matched with the MiniLM sentence model against the vocabularies in prompts/ (moods,
+styles), each match with a confidence (cosine similarity); below ``threshold`` the video (or
+the default) decides. Words no pattern placed are listed as unread.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from composer.config import limits
 from composer.errors import ComposerError
+from composer.music.qualities import Reading, read_qualities
 from composer.music.words import read_values, sentence_model
 from composer.paths import PROMPTS
 from composer.tokens.spec import TokenizerSpec
@@ -32,7 +37,7 @@ _ALIASES = {
     "music box": 10, "vibraphone": 11, "marimba": 12, "xylophone": 13, "organ": 19,
     "church organ": 19, "accordion": 21, "harmonica": 22, "guitar": 24, "nylon guitar": 24,
     "electric guitar": 27, "bass": 32, "double bass": 43, "electric bass": 33, "violin": 40,
-    "viola": 41, "cello": 42, "contrabass": 43, "harp": 46, "timpani": 47, "strings": 48,
+    "viola": 41, "cello": 42, "contrabass": 43, "harp": 46, "strings": 48,
     "string ensemble": 48, "string orchestra": 48, "choir": 52, "voices": 52, "trumpet": 56,
     "trombone": 57, "tuba": 58, "french horn": 60, "horn": 60, "brass": 61, "saxophone": 65,
     "sax": 65, "oboe": 68, "english horn": 69, "bassoon": 70, "clarinet": 71, "piccolo": 72,
@@ -78,6 +83,12 @@ class PromptFacts(_Json):
     ignored: list[Ignored] = field(default_factory=list)  # values composer cannot use
     conflicts: list[str] = field(default_factory=list)  # a second value unlike the first (used)
     rest: str = ""  # the free text left after explicit values were taken out
+    readings: list[Reading] = field(default_factory=list)  # qualities stated in words
+    unread: list[str] = field(default_factory=list)  # words no pattern placed
+
+    def quality(self, attribute: str) -> Reading | None:
+        """The reading of ``attribute`` ("tempo", "form", ...), if the request states one."""
+        return next((r for r in self.readings if r.attribute == attribute), None)
 
 
 def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
@@ -93,12 +104,23 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
         era=values.era, notes=values.notes, ignored=[Ignored(*i) for i in values.ignored],
         conflicts=values.conflicts,
     )  # fmt: skip
-    rest = values.rest
+    qualities = read_qualities(values.rest)
+    facts.readings = qualities.readings
+    facts.conflicts += qualities.conflicts
+    facts.notes += [f"{r.attribute} {r.value} from {r.words!r} ({r.confidence:g})"
+                    for r in qualities.readings]  # fmt: skip
+    # An ensemble's words ("low strings", "brass band") name no single instrument.
+    rest = _without(values.rest, [r.words for r in qualities.readings if r.attribute == "ensemble"])
     facts.instruments, rest = _instruments(rest, facts.notes)
+    facts.unread = _unread(_without(qualities.rest, [r.words for r in qualities.readings]), rest)
     facts.rest = re.sub(r"\s+", " ", rest).strip(" ,.;")
     if _meaningful(facts.rest):
-        facts.mood = _best("moods", facts.rest, threshold)
+        facts.mood = _named_mood(facts.rest) or _best("moods", facts.rest, threshold)
         facts.style = _best("styles", facts.rest, threshold)
+        # Words the matched mood or style lists are placed, by the sentence model.
+        matched = " ".join(_description(n, m.name) for n, m in
+                           (("moods", facts.mood), ("styles", facts.style)) if m)  # fmt: skip
+        facts.unread = [w for w in facts.unread if not re.search(rf"\b{w}", matched)]
     if not facts.notes and facts.mood is None and facts.style is None:
         facts.notes.append(
             "nothing in the request was understood: the video (or the defaults) decides"
@@ -129,6 +151,33 @@ def _instruments(text: str, notes: list[str]) -> tuple[list[int], str]:
     return programs, text
 
 
+# Words that carry no musical meaning of their own: never listed as unread.
+_FUNCTION_WORDS = set(
+    "a an the and or but for of in on at to with by from into onto through over under like as "
+    "some something music piece tune song cue track score that this it its is are be very "
+    "really quite rather more less me my our your we i you make write compose play please "
+    "want need give let us some kind sort bit little".split()
+)
+
+
+def _without(text: str, phrases: list[str]) -> str:
+    for phrase in phrases:
+        text = re.sub(re.escape(phrase), " " * len(phrase), text, flags=re.I)
+    return text
+
+
+def _unread(after_qualities: str, after_instruments: str) -> list[str]:
+    """Content words that neither the value, quality nor instrument patterns placed (the
+    sentence model may still match them to a mood or a style; plan.json says so)."""
+    left = set(re.findall(r"[a-z][a-z'-]+", after_instruments.lower()))
+    words = re.findall(r"[a-z][a-z'-]+", after_qualities.lower())
+    out = []
+    for w in words:
+        if w in left and w not in _FUNCTION_WORDS and w not in out:
+            out.append(w)
+    return out
+
+
 def _meaningful(text: str) -> bool:
     """Enough letters to mean something (not empty, not a string of symbols)."""
     return len(re.findall(r"[A-Za-z]{3,}", text)) >= 1
@@ -142,6 +191,37 @@ def _vocabulary(name: str) -> tuple[list[list[str]], np.ndarray]:
             rows.append(line.split("\t"))
     vectors = sentence_model().encode([r[-1] for r in rows], normalize_embeddings=True)
     return rows, np.asarray(vectors)
+
+
+NAMED = 0.9  # the confidence of a mood the request names with one of its listed words
+
+
+def _named_mood(text: str) -> Match | None:
+    """The mood whose listed words ("calm", "tender") the request uses most (the first named,
+    of equals): a word the request says outright outweighs the sentence model's reading of the
+    whole ("calm ... for a sunrise timelapse" is calm, however a timelapse embeds)."""
+    from composer.music.qualities import negated
+
+    rows, _ = _vocabulary("moods")
+    lower = text.lower()
+    best: tuple[int, int, list[str]] | None = None  # (-count, first position, row)
+    for row in rows:
+        hits = []
+        for term in (t.strip() for t in row[-1].split(",")):
+            for m in re.finditer(rf"\b{re.escape(term)}\b", lower):
+                if not negated(lower, m.start()):
+                    hits.append(m.start())
+        if hits and (best is None or (-len(hits), min(hits)) < best[:2]):
+            best = (-len(hits), min(hits), row)
+    if best is None:
+        return None
+    row = best[2]
+    return Match(row[0], NAMED, float(row[1]), float(row[2]))
+
+
+def _description(name: str, entry: str) -> str:
+    rows, _ = _vocabulary(name)
+    return next(r[-1] for r in rows if r[0] == entry).lower()
 
 
 def _best(name: str, text: str, threshold: float) -> Match | None:

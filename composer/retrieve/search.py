@@ -24,6 +24,7 @@ import numpy as np
 
 from composer.errors import ComposerError
 from composer.music.keys import parse_key
+from composer.music.qualities import forms, read_qualities
 from composer.music.words import read_values
 from composer.paths import DEFAULT_LIBRARY
 from composer.retrieve.features import feature_distances
@@ -101,14 +102,15 @@ _COUNT = r"(\d|" + "|".join(NUMBER_WORDS[1:]) + ")"
 _PARTS = re.compile(rf"\b{_COUNT}[\s-]*(?:voices?|parts?|instruments?|lines?)\b", re.I)
 _SOLO = re.compile(r"\b(?:single (?:melody )?line|monophonic|unaccompanied|one voice)\b", re.I)
 _BARS = re.compile(r"\b(\d{1,4})\s*(?:bars?|measures?)\b", re.I)
-# Words that name a style family; the longest match wins ("string quartet" over "quartet").
+# Words that name a corpus style family outright; the longest match wins. Dances and forms (a
+# jig, a hymn) are read as a request's are (composer.music.qualities), with the meter and
+# tempo they imply.
 STYLE_WORDS: dict[str, str] = {
-    "chorale": "chorale", "hymn": "chorale", "renaissance": "renaissance", "motet": "renaissance",
+    "chorale": "chorale", "renaissance": "renaissance", "motet": "renaissance",
     "madrigal": "renaissance", "mass": "renaissance", "polyphony": "renaissance",
     "polyphonic": "renaissance", "medieval": "medieval", "ars nova": "medieval",
-    "trecento": "medieval", "string quartet": "quartet", "quartet": "quartet",
-    "folk song": "folk", "folksong": "folk", "folk": "folk", "fiddle": "fiddle", "reel": "fiddle",
-    "jig": "fiddle", "hornpipe": "fiddle", "strathspey": "fiddle", "piano": "piano",
+    "trecento": "medieval", "quartet": "quartet", "folk song": "folk", "folksong": "folk",
+    "folk": "folk", "fiddle": "fiddle", "strathspey": "fiddle", "piano": "piano",
     "keyboard": "piano",
 }  # fmt: skip
 
@@ -136,6 +138,14 @@ def parse_query(text: str) -> Query:
     if m := _BARS.search(text):
         q.bars = int(m.group(1))
         q.notes.append(f"length from {m.group(0)!r}")
+    form = next((r for r in read_qualities(text).readings if r.attribute == "form"), None)
+    if form is not None:
+        implied = forms()[form.value]
+        q.style = implied.style
+        q.meter = q.meter or "{}/{}".format(*implied.meter)
+        q.tempo = q.tempo if q.tempo is not None else sum(implied.tempo) / 2
+        q.notes.append(f"style, meter and tempo of a {form.value} from {form.words!r}")
+        return q
     lowered = text.lower()
     for phrase in sorted(STYLE_WORDS, key=len, reverse=True):
         if re.search(rf"\b{phrase}s?\b", lowered):

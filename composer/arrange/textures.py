@@ -1,0 +1,137 @@
+"""Accompaniment textures: a dance's accompaniment in the pattern players expect.
+
+The decoder writes every part as a line; a waltz needs its oom-pah-pah, a march its bass on
+the strong beats and chords between, a jig its dotted two-in-a-bar, a lullaby its broken
+chords. Here the accompaniment (every part but the melody) is re-timed into the texture's
+pattern, keeping the pitches the decoder chose at each moment, so the harmony and the voice
+leading stay its own. The melody is untouched, and so is the last bar: the cadence closes as
+written (composer.arrange.ending).
+
+Patterns are (onset, length) in units of the meter's beat (quarters in x/4, eighths in x/8),
+within one bar.
+"""
+
+from __future__ import annotations
+
+import symusic
+
+from composer.music.words import meter_class
+
+Pattern = tuple[tuple[float, float], ...]
+FREE = ("free", "chorale")  # the decoder's parts as written
+
+
+def patterns(texture: str, num: int, den: int) -> tuple[Pattern, Pattern]:
+    """(bass, chords): where the bass and the chords attack in a bar of ``num``/``den``."""
+    compound = meter_class(num, den) == "compound"
+    groups = num // 3 if compound else num
+    size = 3 if compound else 1  # beat units per felt beat
+    beats = [g * size for g in range(groups)]
+    if texture == "waltz" and not compound:
+        return ((0, 1),), tuple((b, 0.8) for b in beats[1:])
+    if texture in ("march", "jig") or (texture == "waltz" and compound):
+        # Bass on the strong beats (1 and 3 in 4/4), chords on the others ("oom-pah").
+        strong = beats[::2]
+        weak = beats[1::2] or [beats[0] + size / 2]
+        return (tuple((b, size * 0.9) for b in strong),
+                tuple((b, size * (0.9 if compound else 0.6)) for b in weak))  # fmt: skip
+    if texture == "arpeggio":
+        step = 1 if compound or den == 8 else 0.5  # eighths
+        steps = int(num / step)
+        return ((0, num),), tuple((i * step, step) for i in range(steps))
+    if texture == "drone":
+        return ((0, num),), ((0, num),)
+    raise ValueError(f"unknown texture {texture!r}")
+
+
+def apply_texture(
+    voices: list[list[symusic.Note]], texture: str, num: int, den: int, tpq: int, end: int
+) -> list[list[symusic.Note]]:
+    """``voices`` (melody first, bass last; ticks) with the accompaniment in ``texture``, in
+    every whole bar before the last one that ends by ``end``."""
+    if texture in FREE or len(voices) < 2:
+        return voices
+    unit = tpq * 4 // den
+    bar = num * unit
+    last = max(0, (end - bar) // bar)  # bars before this one take the pattern
+    bass_at, chord_at = patterns(texture, num, den)
+    melody, inner, bass = voices[0], voices[1:-1], voices[-1]
+    arpeggio = texture == "arpeggio"
+
+    def timed(notes: list[symusic.Note], pattern: Pattern, b: int) -> list[symusic.Note]:
+        out = []
+        for onset, length in pattern:
+            t = b * bar + round(onset * unit)
+            for pitch, velocity in _sounding(notes, t, bar):
+                out.append(symusic.Note(t, max(1, round(length * unit)), pitch, velocity))
+        return out
+
+    new_inner: list[list[symusic.Note]] = [[] for _ in inner]
+    new_bass: list[symusic.Note] = []
+    for b in range(last):
+        new_bass += timed(bass, bass_at, b)
+        if arpeggio:
+            _arpeggiate(new_inner, voices, chord_at, b, bar, unit)
+        elif inner:
+            for i, notes in enumerate(inner):
+                new_inner[i] += timed(notes, chord_at, b)
+        else:  # melody and bass alone: the bass plays the chords above itself too
+            for n in timed(bass, chord_at, b):
+                tones = {p % 12 for p, _ in _sounding(melody + bass, n.time, bar)}
+                new_bass += [symusic.Note(n.time, n.duration, p, n.velocity)
+                             for p in _above(n.pitch, tones)]  # fmt: skip
+    cut = last * bar
+
+    def keep(notes: list[symusic.Note]) -> list[symusic.Note]:
+        return [n for n in notes if n.time >= cut]
+
+    return [
+        melody,
+        *[new + keep(old) for new, old in zip(new_inner, inner, strict=True)],
+        new_bass + keep(bass),
+    ]
+
+
+def _sounding(notes: list[symusic.Note], t: int, bar: int) -> list[tuple[int, int]]:
+    """(pitch, velocity) of the notes sounding at ``t``, else of the latest attacked within a
+    bar before it (the part's harmony when it rests); [] when it has been silent longer."""
+    now = [n for n in notes if n.time <= t < n.time + n.duration]
+    if now:  # a line's current note (or chord): a note it let ring into the next is not it
+        latest = max(n.time for n in now)
+        return [(n.pitch, n.velocity) for n in now if n.time == latest]
+    before = [n for n in notes if t - bar <= n.time <= t]
+    if not before:
+        return []
+    latest = max(n.time for n in before)
+    return [(n.pitch, n.velocity) for n in before if n.time == latest]
+
+
+def _above(bass: int, tones: set[int]) -> list[int]:
+    """The chord's other tones voiced in the octave from a fifth above the bass."""
+    return sorted(p for p in range(bass + 7, bass + 19) if p % 12 in tones and p % 12 != bass % 12)
+
+
+def _arpeggiate(out: list[list[symusic.Note]], voices, steps: Pattern, b: int, bar: int,
+                unit: int) -> None:  # fmt: skip
+    """The first inner part breaks the chord sounding at each step (up, then down); the other
+    inner parts hold their bar-start pitch through the bar."""
+    if not out:
+        return
+    start = b * bar
+    first = voices[1]
+    for i, notes in enumerate(voices[2:-1], start=1):
+        out[i] += [symusic.Note(start, bar, p, v) for p, v in _sounding(notes, start, bar)]
+    home = _sounding(first, start, bar)
+    if not home:
+        return
+    low = min(p for p, _ in home)
+    for k, (onset, length) in enumerate(steps):
+        t = start + round(onset * unit)
+        tones = sorted({p % 12 for v in voices for p, _ in _sounding(v, t, bar)})
+        if not tones:
+            continue
+        pitches = [p for p in range(low, low + 12) if p % 12 in tones]
+        cycle = pitches + pitches[-2:0:-1]  # up, then down without repeating the ends
+        velocity = home[0][1]
+        out[0].append(symusic.Note(t, max(1, round(length * unit)), cycle[k % len(cycle)],
+                                   velocity))  # fmt: skip
