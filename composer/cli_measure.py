@@ -124,6 +124,7 @@ def add_commands(sub) -> None:
     eq.add_argument("--seed", type=int, default=0)
     eq.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     eq.add_argument("-o", "--outdir", type=Path, help="keep the pieces and the tables here")
+    eq.add_argument("--output", type=Path, help="also write the table here, headed by the command")
     eq.set_defaults(run=_eval_requests)
 
 
@@ -248,7 +249,7 @@ def _eval_requests(args: argparse.Namespace) -> int:
             args.battery, duration=args.duration, seed=args.seed, model=args.model,
             videos=args.videos, out=args.outdir, progress=progress,
         )  # fmt: skip
-    print(report.table())
+    _show(report.table(), args.output)
     return 0
 
 

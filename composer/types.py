@@ -294,7 +294,7 @@ class Plan(_Json):
     # density "sparse" | "medium" | "dense" (the decoder's bar intensity follows it);
     # register "low" | "middle" | "high" (where the melody sits);
     # texture: the accompaniment's pattern ("waltz", "march", "jig", "chorale", "arpeggio",
-    # "drone") or "free" (as the decoder wrote it).
+    # "running", "held") or "free" (as the decoder wrote it).
     dynamics: Choice = field(default_factory=lambda: _unsaid("medium"))
     density: Choice = field(default_factory=lambda: _unsaid("medium"))
     register: Choice = field(default_factory=lambda: _unsaid("middle"))

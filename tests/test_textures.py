@@ -65,3 +65,15 @@ def test_free_and_chorale_leave_the_parts_as_written():
     voices = [_held(72, 2, 96), _held(48, 2, 96)]
     assert apply_texture(voices, "free", 4, 4, TPQ, 192) is voices
     assert apply_texture(voices, "chorale", 4, 4, TPQ, 192) is voices
+
+
+def test_a_dense_piece_runs_in_sixteenths_and_a_sparse_one_holds():
+    bar = 4 * TPQ
+    voices = [_held(76, 3, bar), _held(64, 3, bar), _held(67, 3, bar), _held(48, 3, bar)]
+    running = apply_texture(voices, "running", 4, 4, TPQ, 3 * bar)
+    assert len([n for n in running[1] if n.time < bar]) == 16
+    assert _onsets([n for n in running[-1] if n.time < bar], bar, TPQ) == {0, 1, 2, 3}
+    held = apply_texture(voices, "held", 4, 4, TPQ, 3 * bar)
+    assert all(n.duration == bar for part in held[1:] for n in part)
+    duo = apply_texture([voices[0], voices[-1]], "running", 4, 4, TPQ, 3 * bar)
+    assert len([n for n in duo[1] if n.time < bar and n.pitch > 48]) == 16  # an octave up

@@ -35,11 +35,14 @@ def patterns(texture: str, num: int, den: int) -> tuple[Pattern, Pattern]:
         weak = beats[1::2] or [beats[0] + size / 2]
         return (tuple((b, size * 0.9) for b in strong),
                 tuple((b, size * (0.9 if compound else 0.6)) for b in weak))  # fmt: skip
-    if texture == "arpeggio":
-        step = 1 if compound or den == 8 else 0.5  # eighths
+    if texture in ("arpeggio", "running"):
+        # Broken chords in eighths (a lullaby's rocking), or in 16ths under a busy piece.
+        eighth = 1 if den == 8 else 0.5
+        step = eighth if texture == "arpeggio" else eighth / 2
         steps = int(num / step)
-        return ((0, num),), tuple((i * step, step) for i in range(steps))
-    if texture == "drone":
+        bass = ((0, num),) if texture == "arpeggio" else tuple((b, size * 0.9) for b in beats)
+        return bass, tuple((i * step, step) for i in range(steps))
+    if texture == "held":
         return ((0, num),), ((0, num),)
     raise ValueError(f"unknown texture {texture!r}")
 
@@ -56,7 +59,7 @@ def apply_texture(
     last = max(0, (end - bar) // bar)  # bars before this one take the pattern
     bass_at, chord_at = patterns(texture, num, den)
     melody, inner, bass = voices[0], voices[1:-1], voices[-1]
-    arpeggio = texture == "arpeggio"
+    broken = texture in ("arpeggio", "running")
 
     def timed(notes: list[symusic.Note], pattern: Pattern, b: int) -> list[symusic.Note]:
         out = []
@@ -70,8 +73,13 @@ def apply_texture(
     new_bass: list[symusic.Note] = []
     for b in range(last):
         new_bass += timed(bass, bass_at, b)
-        if arpeggio:
-            _arpeggiate(new_inner, voices, chord_at, b, bar, unit)
+        if broken and inner:
+            # The first inner part breaks the chords; the others hold their bar-start pitch.
+            new_inner[0] += _broken(inner[0], voices, chord_at, b, bar, unit, 0)
+            for i, notes in enumerate(inner[1:], start=1):
+                new_inner[i] += timed(notes, ((0, num),), b)
+        elif broken:  # melody and bass alone: the bass breaks the chords an octave up
+            new_bass += _broken(bass, voices, chord_at, b, bar, unit, 12)
         elif inner:
             for i, notes in enumerate(inner):
                 new_inner[i] += timed(notes, chord_at, b)
@@ -111,27 +119,22 @@ def _above(bass: int, tones: set[int]) -> list[int]:
     return sorted(p for p in range(bass + 7, bass + 19) if p % 12 in tones and p % 12 != bass % 12)
 
 
-def _arpeggiate(out: list[list[symusic.Note]], voices, steps: Pattern, b: int, bar: int,
-                unit: int) -> None:  # fmt: skip
-    """The first inner part breaks the chord sounding at each step (up, then down); the other
-    inner parts hold their bar-start pitch through the bar."""
-    if not out:
-        return
+def _broken(part: list[symusic.Note], voices, steps: Pattern, b: int, bar: int, unit: int,
+            lift: int) -> list[symusic.Note]:  # fmt: skip
+    """One bar of the chord sounding at each step broken up, then down, in the octave from
+    ``part``'s pitch at the bar's start (raised by ``lift`` semitones)."""
     start = b * bar
-    first = voices[1]
-    for i, notes in enumerate(voices[2:-1], start=1):
-        out[i] += [symusic.Note(start, bar, p, v) for p, v in _sounding(notes, start, bar)]
-    home = _sounding(first, start, bar)
+    home = _sounding(part, start, bar)
     if not home:
-        return
-    low = min(p for p, _ in home)
+        return []
+    low, velocity = min(p for p, _ in home) + lift, home[0][1]
+    out = []
     for k, (onset, length) in enumerate(steps):
         t = start + round(onset * unit)
-        tones = sorted({p % 12 for v in voices for p, _ in _sounding(v, t, bar)})
-        if not tones:
-            continue
+        tones = {p % 12 for v in voices for p, _ in _sounding(v, t, bar)}
         pitches = [p for p in range(low, low + 12) if p % 12 in tones]
+        if not pitches:
+            continue
         cycle = pitches + pitches[-2:0:-1]  # up, then down without repeating the ends
-        velocity = home[0][1]
-        out[0].append(symusic.Note(t, max(1, round(length * unit)), cycle[k % len(cycle)],
-                                   velocity))  # fmt: skip
+        out.append(symusic.Note(t, max(1, round(length * unit)), cycle[k % len(cycle)], velocity))
+    return out

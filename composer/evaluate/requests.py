@@ -40,6 +40,7 @@ from composer.music.keys import key_signature, parse_key
 from composer.music.words import meter_class, tempo_class
 from composer.outputs import atomic_write_text
 from composer.paths import DEFAULT_LIBRARY, DEFAULT_MODEL
+from composer.plan.palette import CHOIR
 from composer.progress import ProgressFn, no_progress
 from composer.types import Plan
 
@@ -49,7 +50,6 @@ FAMILIES = {
     "strings": range(40, 52), "brass": range(56, 64), "winds": range(64, 80),
     "piano": range(0, 8), "guitar": range(24, 40),
 }  # fmt: skip
-CHOIR = range(52, 55)
 SOFT, LOUD, SLOPE = 64.0, 88.0, 12.0
 
 

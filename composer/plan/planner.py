@@ -31,6 +31,8 @@ _INTENSITY_MOTION = (0.06, 0.15, 0.3)
 _CLASS_TEMPO = {"slow": (56.0, 72.0), "moderate": (88.0, 108.0), "fast": (132.0, 160.0)}
 # Bar intensity under a stated density: sparse bars stay low, dense ones high (by level 0..3).
 _DENSITY_LEVELS = {"sparse": (0, 0, 0, 1), "dense": (2, 3, 3, 3)}
+# ... and the accompaniment: chords held through the bar, or broken in running 16ths.
+_DENSITY_TEXTURE = {"sparse": "held", "dense": "running"}
 # Valence and arousal that a request's words imply when no mood matched and no video speaks.
 # A named mood's dynamics by its arousal: below 0.3 soft, to 0.85 medium, above loud.
 _MOOD_DYNAMICS = ((0.3, "soft"), (0.85, "medium"))
@@ -171,17 +173,21 @@ def make_plan(
         drums = Choice(on, "video" if brief else "default", f"arousal {arousal:.2f}")
 
     density = _said(facts, "density", "medium")
+    texture = palette.texture
     if density.value in _DENSITY_LEVELS:
         levels = _DENSITY_LEVELS[density.value]
         for bar in bars:
             bar.intensity = levels[bar.intensity]
+        if texture.value == "free":  # no dance's pattern: the accompaniment follows the density
+            name = _DENSITY_TEXTURE[density.value]
+            texture = Choice(name, "prompt", f"{density.value}: {name} accompaniment")
     return Plan(
         duration=duration, style=style, key=key, meter=meter, tempo=tempo,
         instruments=palette.instruments, drums=drums, mood=mood,
         tempo_map=[_quarters(s, unit) for s in fit.segments], bars=bars,
         hit_points=hit_points, unplaced=fit.unplaced, seed=seed,
         dynamics=_dynamics(facts), density=density, register=_said(facts, "register", "middle"),
-        texture=palette.texture,
+        texture=texture,
     )  # fmt: skip
 
 
