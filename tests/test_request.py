@@ -306,3 +306,10 @@ def test_the_palette_follows_the_mood_without_a_style():
     _, sad = _plan("sad and lonely")
     assert upbeat.style.source == sad.style.source == "prompt"
     assert upbeat.instruments.value != sad.instruments.value
+
+
+def test_a_low_register_with_no_instruments_named_gets_instruments_that_reach_it():
+    from composer.arrange.arranger import RANGES
+
+    programs = _plan("deep, low music for the ocean floor")[1].instruments.value
+    assert all(RANGES[p][0] <= 40 for p in programs), programs

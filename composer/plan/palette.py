@@ -41,6 +41,7 @@ CHOIR = range(52, 55)  # Choir Aahs, Voice Oohs, Synth Voice
 BOWED = {40, 41, 42, 43, 44, 48, 49}  # strings that can play pizzicato or tremolo
 ARTICULATION_PROGRAM = {"pizzicato": 45, "tremolo": 44}
 TRUMPET, MUTED_TRUMPET, STRINGS = 56, 59, 48
+LOW = "low strings"  # the ensemble for a low register when the request names none
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ def choose_palette(facts: PromptFacts, mood_source: str, valence: float, arousal
     elif form is not None:
         programs, source = list(ensembles()[form.ensemble].programs), "prompt"
         why = f"a {form.name} is usually for {form.ensemble}"
+    elif (r := facts.quality("register")) and r.value == "low":
+        # A flute or a fiddle cannot play low: instruments that can, when none is named.
+        programs, source, why = list(ensembles()[LOW].programs), "prompt", f"{r.words!r}: {LOW}"
     elif not by_mood:
         name = STYLE_DEFAULTS[style.value][1]
         programs, source = list(ensembles()[name].programs), "default"
