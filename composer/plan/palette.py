@@ -60,6 +60,7 @@ def choose_palette(facts: PromptFacts, mood_source: str, valence: float, arousal
     mood_pick = next(e for a, v, e in MOOD_PALETTES if arousal >= a and valence >= v)
     mood_why = f"valence {valence:.2f} and arousal {arousal:.2f} ({mood_source}) suit {mood_pick}"
 
+    by_mood = False  # whether the mood chose the style (then it chooses the ensemble too)
     if form is not None:
         style = Choice(form.style, "prompt", f"a {form.name} is written as {form.style}",
                        facts.quality("form").confidence)  # fmt: skip
@@ -70,8 +71,7 @@ def choose_palette(facts: PromptFacts, mood_source: str, valence: float, arousal
         style = Choice(match.name, "prompt", f"the request reads as {match.name} "
                        f"(similarity {match.confidence})", match.confidence)  # fmt: skip
     else:
-        style = Choice(ensembles()[mood_pick].style, mood_source, mood_why)
-    by_mood = style.why == mood_why
+        style, by_mood = Choice(ensembles()[mood_pick].style, mood_source, mood_why), True
 
     if facts.instruments:
         parts = len(ensembles()[STYLE_DEFAULTS[style.value][1]].programs)
