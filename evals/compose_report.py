@@ -102,7 +102,7 @@ def requests(n: int, seed: int = 0) -> list[tuple[str, dict]]:
 def text_report(n: int, work: Path, adapter: str | None) -> bool:
     from composer.evaluate.generation import music21_key
     from composer.evaluate.metrics import Notes
-    from composer.tokens.spec import parse_key
+    from composer.music.keys import parse_key
 
     print(f"\n2. {n} text requests: explicit values in the MIDI, music21's key")
     exact = keys = 0

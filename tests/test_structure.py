@@ -118,3 +118,29 @@ def test_long_files_say_why_they_are_one_thing():
         if text.count("\n") > 500:
             doc = ast.get_docstring(ast.parse(text)) or ""
             assert "one module" in doc or "one file" in doc, path
+
+
+def test_the_eval_scripts_import_what_exists():
+    """evals/ scripts run rarely: a name that moved in the package must not break them."""
+    import ast
+    import importlib
+
+    missing = []
+    for script in sorted((ROOT / "evals").rglob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("composer"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name) and not _submodule(node.module, alias.name):
+                        missing.append(f"{script.name}: {node.module}.{alias.name}")
+    assert missing == []
+
+
+def _submodule(package: str, name: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(f"{package}.{name}")
+    except ImportError:
+        return False
+    return True
