@@ -51,8 +51,10 @@ def plot_plan(
     colours = plt.get_cmap("tab10")
     for i, track in enumerate(seconds.tracks):
         for n in track.notes:
+            # Louder notes darker: the performed dynamics (accents, swells) show in the roll.
+            shade = 0.15 + 0.85 * n.velocity / 127
             roll.broken_barh([(n.time, n.duration)], (n.pitch - 0.4, 0.8),
-                             color=colours(i % 10), alpha=0.8)  # fmt: skip
+                             color=colours(i % 10), alpha=shade)  # fmt: skip
     for bar in plan.bars:
         roll.axvline(bar.start, color="#ddd", lw=0.6, zorder=0)
     for h in plan.hit_points:
