@@ -109,9 +109,17 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
     facts.conflicts += qualities.conflicts
     facts.notes += [f"{r.attribute} {r.value} from {r.words!r} ({r.confidence:g})"
                     for r in qualities.readings]  # fmt: skip
-    # An ensemble's words ("low strings", "brass band") name no single instrument.
-    rest = _without(values.rest, [r.words for r in qualities.readings if r.attribute == "ensemble"])
-    facts.instruments, rest = _instruments(rest, facts.notes)
+    # An ensemble's words ("low strings", "brass band") name no single instrument, unless
+    # other instruments are named beside them ("strings, piano and harp": three instruments).
+    ensemble = [r.words for r in qualities.readings if r.attribute == "ensemble"]
+    others, alone = _instruments(_without(values.rest, ensemble), [])
+    listed: list[str] = []
+    programs, rest = _instruments(values.rest, listed)
+    if ensemble and not others:
+        programs, rest = [], alone
+        listed = []
+    facts.instruments = programs
+    facts.notes += listed
     facts.unread = _unread(_without(qualities.rest, [r.words for r in qualities.readings]), rest)
     facts.rest = re.sub(r"\s+", " ", rest).strip(" ,.;")
     if _meaningful(facts.rest):
