@@ -7,7 +7,8 @@ import pytest
 import symusic
 
 from composer.arrange.arranger import arrange
-from composer.arrange.ending import close, pulse_ticks
+from composer.arrange.ending import close
+from composer.music.words import pulse_ticks
 from composer.perform import perform
 from composer.plan.planner import make_plan
 from composer.plan.request import PromptFacts

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import symusic
 
-from composer.arrange.ending import close, pulse_ticks
+from composer.arrange.ending import close
 from composer.arrange.textures import apply_texture
 from composer.music.keys import key_signature
 from composer.music.roles import ROLES
+from composer.music.words import pulse_ticks
 from composer.types import GenerationResult, Plan
 
 # Playable ranges (MIDI pitches) of the programs composer's plans use; others get a wide range.
@@ -32,6 +33,7 @@ _WIDE = (28, 100)
 REGISTER_MIDDLE = {"low": 60, "high": 74}
 CRASH, KICK, SNARE, CLOSED_HAT, RIDE, TAMBOURINE = 49, 36, 38, 42, 51, 54
 TIMPANI = 47  # a GM program (melodic), for accents
+HITS_TRACK = "hits"  # the timpani track's name: percussion to perform and measure, though pitched
 # Grooves per intensity level: (position in beats of the bar's unit, drum, velocity); the
 # pattern repeats every bar and is cut to the meter's length.
 GROOVES = {
@@ -103,7 +105,7 @@ def arrange(music: GenerationResult | symusic.Score, plan: Plan) -> symusic.Scor
         out.tracks.append(drums)
     accents = [h for h in plan.hit_points if not h.downbeat]
     if plan.drums.value and accents:
-        timp = symusic.Track("hits (Timpani)", TIMPANI, False)
+        timp = symusic.Track(f"{HITS_TRACK} (Timpani)", TIMPANI, False)
         tonic = 36 + (plan.key.value[0] + 7) % 12 + 5  # a low tonic for the timpani (41..52)
         for h in accents:
             t = h.bar * bar_ticks + h.beat * unit_ticks

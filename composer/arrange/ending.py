@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import symusic
 
-from composer.music.words import meter_class
-
 REACH = 6  # semitones: a resting voice rejoins on the final chord's nearest tone within this
-
-
-def pulse_ticks(num: int, den: int, tpq: int) -> int:
-    """Ticks per felt beat: the dotted quarter in 6/8, 9/8 and 12/8, else the meter's unit."""
-    unit = tpq * 4 // den
-    return unit * 3 if meter_class(num, den) == "compound" else unit
 
 
 def close(voices: list[list[symusic.Note]], end: int, beat: int) -> list[list[symusic.Note]]:
     """Each voice's notes (ticks) ending together: the final chord at T, the latest beat at or
     before both the last onset and ``end - beat``, sounds in every voice that had notes from T
     to ``end``; notes after T are dropped (the last onset's moved to T), notes sounding at T
-    that are not in the chord stop there. ``beat``: ticks per beat (see ``pulse_ticks``)."""
+    that are not in the chord stop there. ``beat``: ticks per felt beat
+    (composer.music.words.pulse_ticks)."""
     kept = [[n for n in v if n.time < end] for v in voices]
     onsets = [max(n.time for n in v) for v in kept if v]
     if not onsets:

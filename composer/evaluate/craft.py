@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from composer.arrange.arranger import HITS_TRACK
+from composer.music.words import pulse_ticks
 from composer.types import Plan
 
 ACCENT_WINDOW = 0.05  # seconds either side of a cut
@@ -41,7 +43,7 @@ class Craft:
 def pitched(score: symusic.Score) -> list[symusic.Track]:
     """The pitched parts with notes (drums and the timpani that marks hits left out)."""
     return [t for t in score.tracks if not t.is_drum and len(t.notes)
-            and not t.name.startswith("hits")]  # fmt: skip
+            and not t.name.startswith(HITS_TRACK)]  # fmt: skip
 
 
 def measure_craft(midi: str | Path, plan: Plan) -> Craft:
@@ -82,8 +84,7 @@ def _final_chord(track: symusic.Track, end: float) -> float:
 
 
 def _beat_seconds(score: symusic.Score, plan: Plan) -> float:
-    """The length of a beat of the meter (a dotted quarter in compound meters) at the end."""
-    num, den = plan.meter.value
-    quarters = 4 / den * (3 if den == 8 and num % 3 == 0 and num > 3 else 1)
+    """The length of a felt beat (a dotted quarter in compound meters) at the end."""
+    quarters = pulse_ticks(*plan.meter.value, score.ticks_per_quarter) / score.ticks_per_quarter
     bpm = score.tempos[-1].qpm if len(score.tempos) else plan.tempo.value
     return quarters * 60.0 / bpm

@@ -252,11 +252,12 @@ def _check(attribute, value, score, parts, programs, plan: Plan) -> tuple[str, b
         bpm = score.tempos[0].qpm
         return f"{bpm:g}", abs(bpm - float(value)) <= 0.5
     elif attribute == "density":
-        got = _classed(_density(score, parts), _density_tertiles()[plan.style.value])
+        got = _classed(_density(score, parts), _density_tertiles()[plan.style.value],
+                       ("sparse", "medium", "dense"))  # fmt: skip
     elif attribute == "register":
         melody = next((t for t in parts if t.name.startswith("melody")), parts[0])
-        got = _classed(float(np.mean([n.pitch for n in melody.notes])), _register_tertiles())
-        got = {"sparse": "low", "medium": "middle", "dense": "high"}[got]
+        pitch = float(np.mean([n.pitch for n in melody.notes]))
+        got = _classed(pitch, _register_tertiles(), ("low", "middle", "high"))
     elif attribute == "dynamics":
         v = np.array([n.velocity for n in notes], float)
         q = max(1, len(v) // 4)
@@ -303,8 +304,8 @@ def _density(score: symusic.Score, parts) -> float:
     return onsets / quarters / len(parts)
 
 
-def _classed(x: float, tertiles: tuple[float, float]) -> str:
-    return "sparse" if x < tertiles[0] else "dense" if x > tertiles[1] else "medium"
+def _classed(x: float, tertiles: tuple[float, float], names: tuple[str, str, str]) -> str:
+    return names[0] if x < tertiles[0] else names[2] if x > tertiles[1] else names[1]
 
 
 @lru_cache(maxsize=1)

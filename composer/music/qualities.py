@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from composer.music.words import blank
 from composer.paths import PROMPTS
 from composer.types import _Json
 
@@ -128,8 +129,8 @@ def read_qualities(text: str) -> Qualities:
                 continue
             reading = Reading(attribute, value, text[m.start() : m.end()], confidence)
             found.setdefault(attribute, []).append((m.start(), reading))
-            taken[attribute] = scan = _blank(scan, m.start(), m.end())
-            rest = _blank(rest, m.start(), m.end())
+            taken[attribute] = scan = blank(scan, m.start(), m.end())
+            rest = blank(rest, m.start(), m.end())
     readings, conflicts = [], []
     for attribute, seen in found.items():
         seen.sort(key=lambda pr: (-pr[1].confidence, pr[0]))
@@ -147,7 +148,3 @@ def read_qualities(text: str) -> Qualities:
 def negated(lower: str, start: int) -> bool:
     """Whether the words at ``start`` follow a negation ("not too", "without")."""
     return _NEGATION.search(lower[:start]) is not None
-
-
-def _blank(text: str, start: int, end: int) -> str:
-    return text[:start] + " " * (end - start) + text[end:]

@@ -51,6 +51,12 @@ def meter_class(num: int, den: int) -> str | None:
     return None
 
 
+def pulse_ticks(num: int, den: int, tpq: int) -> int:
+    """Ticks per felt beat: the dotted quarter in 6/8, 9/8 and 12/8, else the meter's unit."""
+    unit = tpq * 4 // den
+    return unit * 3 if meter_class(num, den) == "compound" else unit
+
+
 def meter_problem(meter: Meter, meters: Meters) -> str | None:
     """Why ``meter`` is not one of ``meters`` (a vocabulary's), or None when it is."""
     num, den = meter
@@ -249,12 +255,12 @@ def read_values(text: str, meters: Meters | None) -> Values:
             value = read(m, meters)
             if value is None:
                 continue
-            scan = _blank(scan, m.start(), m.end())
+            scan = blank(scan, m.start(), m.end())
             if not keep:
                 # "in" and "key of" stay in the rest: without them, its function words alone can
                 # pass a sentence model's threshold ("a waltz at for and": energetic).
                 said = m.end("said") if "said" in m.re.groupindex else -1
-                rest = _blank(rest, max(m.start(), said), m.end())
+                rest = blank(rest, max(m.start(), said), m.end())
             words = m[0].strip()
             if isinstance(value, _Ignore):
                 values.ignored.append((words, value.why))
@@ -276,7 +282,8 @@ def read_values(text: str, meters: Meters | None) -> Values:
     return values
 
 
-def _blank(text: str, start: int, end: int) -> str:
+def blank(text: str, start: int, end: int) -> str:
+    """``text`` with its characters from ``start`` to ``end`` made spaces (positions hold)."""
     return text[:start] + " " * (end - start) + text[end:]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import symusic
 
+from composer.arrange.arranger import HITS_TRACK
 from composer.perform.expression import EXPRESSION, sustains, swell
 from composer.perform.grid import LEVELS, Grid
 from composer.perform.hits import accent, crescendo, hits_of, restrike
@@ -33,7 +34,6 @@ MIN_SPREAD = 9.0  # velocity standard deviation a piece keeps (8 is asked; 1 spa
 # Where the piece's mean pitched velocity is held for each stated level.
 MEAN_BOUNDS = {"soft": (42.0, 57.0), "medium": (68.0, 82.0), "loud": (95.0, 106.0)}
 PERCUSSION_LEVEL = LEVELS["medium"]  # the level the arranger's grooves are written at
-HITS_TRACK = "hits"  # the arranger's timpani track: percussion, though pitched
 TOP = 127.0
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from composer.music.words import meter_class
+from composer.music.words import meter_class, pulse_ticks
 from composer.types import Plan
 
 # Base velocity of each stated dynamic; "building" and "fading" ramp between soft and loud.
@@ -55,7 +55,7 @@ class Grid:
                 last = i
         intensity = np.array([b.intensity for b in bars] or [1], dtype=float)
         return cls(
-            num=num, unit_ticks=unit_ticks, pulse_ticks=unit_ticks * (3 if compound else 1),
+            num=num, unit_ticks=unit_ticks, pulse_ticks=pulse_ticks(num, den, tpq),
             bar_ticks=num * unit_ticks, length=max(1, len(bars)) * num * unit_ticks,
             phrase_starts=np.array(starts or [0], dtype=np.int64) * num * unit_ticks,
             intensity=intensity, dynamics=str(plan.dynamics.value), compound=compound,

@@ -16,7 +16,7 @@ from composer.config import duration_problem, limits, tempo_problem
 from composer.errors import ComposerError
 from composer.music.keys import key_name
 from composer.music.qualities import IMPLIED, forms
-from composer.music.words import meter_class, meter_problem, tempo_class
+from composer.music.words import TEMPO_WORDS, meter_class, meter_problem, tempo_class
 from composer.plan.palette import STYLE_DEFAULTS, choose_palette
 from composer.plan.request import PromptFacts
 from composer.plan.tempo import fit_tempo
@@ -27,18 +27,16 @@ STRONG_CUT = 0.5  # cut strength from which a cut must be marked in the music
 DEFAULT_DURATION = 30.0
 # Motion energy (bar mean) thresholds for intensity levels 1, 2 and 3.
 _INTENSITY_MOTION = (0.06, 0.15, 0.3)
-# Tempo ranges (quarter notes per minute) a tempo class is played in, when words state the class.
-_CLASS_TEMPO = {"slow": (56.0, 72.0), "moderate": (88.0, 108.0), "fast": (132.0, 160.0)}
 # Bar intensity under a stated density: sparse bars stay low, dense ones high (by level 0..3).
 _DENSITY_LEVELS = {"sparse": (0, 0, 0, 1), "dense": (2, 3, 3, 3)}
 # ... and the accompaniment: chords held through the bar, or broken in running 16ths.
 _DENSITY_TEXTURE = {"sparse": "held", "dense": "running"}
-# Valence and arousal that a request's words imply when no mood matched and no video speaks.
 # A named mood's dynamics by its arousal: below 0.3 soft, to 0.85 medium, above loud.
 _MOOD_DYNAMICS = ((0.3, "soft"), (0.85, "medium"))
 _CLASS_METER = {"duple": (4, 4), "triple": (3, 4), "compound": (6, 8)}
-_FEEL = {("tempo", "fast"): (None, 0.75), ("tempo", "slow"): (None, 0.25),
-         ("dynamics", "loud"): (None, 0.7), ("dynamics", "soft"): (None, 0.25)}  # fmt: skip
+# The arousal a request's words imply when no mood matched and no video speaks.
+_AROUSAL = {("tempo", "fast"): 0.75, ("tempo", "slow"): 0.25, ("dynamics", "loud"): 0.7,
+            ("dynamics", "soft"): 0.25}  # fmt: skip
 
 
 def make_plan(
@@ -79,8 +77,8 @@ def make_plan(
         mood = Choice(["calm"], "default", "nothing to go on")
         valence, arousal = 0.6, 0.4
         for r in facts.readings:
-            if (feel := _FEEL.get((r.attribute, r.value))) is not None:
-                arousal = feel[1]
+            if (implied := _AROUSAL.get((r.attribute, r.value))) is not None:
+                arousal = implied
                 mood.why = f"{r.words!r} implies arousal {arousal:g}"
                 break
     palette = choose_palette(facts, mood.source, valence, arousal)
@@ -230,7 +228,7 @@ def _stated_tempo(facts: PromptFacts) -> tuple[tuple[float, float], str] | None:
         lo, hi = facts.tempo_range
         return (lo, hi), f"tempo words ask for {lo:g}-{hi:g} bpm"
     if said is not None:
-        lo, hi = _CLASS_TEMPO[said.value]
+        lo, hi = TEMPO_WORDS[said.value]  # the tempo word for the class states its range
         return (lo, hi), f"{said.words!r} reads as {said.value}: {lo:g}-{hi:g} bpm"
     return None
 

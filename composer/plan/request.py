@@ -22,7 +22,7 @@ import numpy as np
 
 from composer.config import limits
 from composer.errors import ComposerError
-from composer.music.qualities import Reading, read_qualities
+from composer.music.qualities import Reading, negated, read_qualities
 from composer.music.words import read_values, sentence_model
 from composer.paths import PROMPTS
 from composer.tokens.spec import TokenizerSpec
@@ -111,13 +111,12 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
                     for r in qualities.readings]  # fmt: skip
     # An ensemble's words ("low strings", "brass band") name no single instrument, unless
     # other instruments are named beside them ("strings, piano and harp": three instruments).
-    ensemble = [r.words for r in qualities.readings if r.attribute == "ensemble"]
-    others, alone = _instruments(_without(values.rest, ensemble), [])
     listed: list[str] = []
     programs, rest = _instruments(values.rest, listed)
-    if ensemble and not others:
-        programs, rest = [], alone
-        listed = []
+    if ensemble := [r.words for r in qualities.readings if r.attribute == "ensemble"]:
+        others, alone = _instruments(_without(values.rest, ensemble), [])
+        if not others:
+            programs, rest, listed = [], alone, []
     facts.instruments = programs
     facts.notes += listed
     facts.unread = _unread(_without(qualities.rest, [r.words for r in qualities.readings]), rest)
@@ -208,8 +207,6 @@ def _named_mood(text: str) -> Match | None:
     """The mood whose listed words ("calm", "tender") the request uses most (the first named,
     of equals): a word the request says outright outweighs the sentence model's reading of the
     whole ("calm ... for a sunrise timelapse" is calm, however a timelapse embeds)."""
-    from composer.music.qualities import negated
-
     rows, _ = _vocabulary("moods")
     lower = text.lower()
     best: tuple[int, int, list[str]] | None = None  # (-count, first position, row)
