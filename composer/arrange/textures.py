@@ -13,6 +13,8 @@ within one bar.
 
 from __future__ import annotations
 
+import bisect
+
 import symusic
 
 from composer.music.words import meter_class
@@ -59,33 +61,35 @@ def apply_texture(
     last = max(0, (end - bar) // bar)  # bars before this one take the pattern
     bass_at, chord_at = patterns(texture, num, den)
     melody, inner, bass = voices[0], voices[1:-1], voices[-1]
+    lines = [_Line(v) for v in voices]
     broken = texture in ("arpeggio", "running")
 
-    def timed(notes: list[symusic.Note], pattern: Pattern, b: int) -> list[symusic.Note]:
+    def timed(line: _Line, pattern: Pattern, b: int) -> list[symusic.Note]:
         out = []
         for onset, length in pattern:
             t = b * bar + round(onset * unit)
-            for pitch, velocity in _sounding(notes, t, bar):
+            for pitch, velocity in line.sounding(t, bar):
                 out.append(symusic.Note(t, max(1, round(length * unit)), pitch, velocity))
         return out
 
     new_inner: list[list[symusic.Note]] = [[] for _ in inner]
     new_bass: list[symusic.Note] = []
+    both = _Line(melody + bass) if len(voices) == 2 else None
     for b in range(last):
-        new_bass += timed(bass, bass_at, b)
+        new_bass += timed(lines[-1], bass_at, b)
         if broken and inner:
             # The first inner part breaks the chords; the others hold their bar-start pitch.
-            new_inner[0] += _broken(inner[0], voices, chord_at, b, bar, unit, 0)
-            for i, notes in enumerate(inner[1:], start=1):
-                new_inner[i] += timed(notes, ((0, num),), b)
+            new_inner[0] += _broken(lines[1], lines, chord_at, b, bar, unit, 0)
+            for i, line in enumerate(lines[2:-1], start=1):
+                new_inner[i] += timed(line, ((0, num),), b)
         elif broken:  # melody and bass alone: the bass breaks the chords an octave up
-            new_bass += _broken(bass, voices, chord_at, b, bar, unit, 12)
+            new_bass += _broken(lines[-1], lines, chord_at, b, bar, unit, 12)
         elif inner:
-            for i, notes in enumerate(inner):
-                new_inner[i] += timed(notes, chord_at, b)
+            for i, line in enumerate(lines[1:-1]):
+                new_inner[i] += timed(line, chord_at, b)
         else:  # melody and bass alone: the bass plays the chords above itself too
-            for n in timed(bass, chord_at, b):
-                tones = {p % 12 for p, _ in _sounding(melody + bass, n.time, bar)}
+            for n in timed(lines[-1], chord_at, b):
+                tones = {p % 12 for p, _ in both.sounding(n.time, bar)}
                 new_bass += [symusic.Note(n.time, n.duration, p, n.velocity)
                              for p in _above(n.pitch, tones)]  # fmt: skip
     cut = last * bar
@@ -100,18 +104,28 @@ def apply_texture(
     ]
 
 
-def _sounding(notes: list[symusic.Note], t: int, bar: int) -> list[tuple[int, int]]:
-    """(pitch, velocity) of the notes sounding at ``t``, else of the latest attacked within a
-    bar before it (the part's harmony when it rests); [] when it has been silent longer."""
-    now = [n for n in notes if n.time <= t < n.time + n.duration]
-    if now:  # a line's current note (or chord): a note it let ring into the next is not it
-        latest = max(n.time for n in now)
-        return [(n.pitch, n.velocity) for n in now if n.time == latest]
-    before = [n for n in notes if t - bar <= n.time <= t]
-    if not before:
-        return []
-    latest = max(n.time for n in before)
-    return [(n.pitch, n.velocity) for n in before if n.time == latest]
+class _Line:
+    """A part's notes sorted by onset, to ask what sounds at a time without scanning them all."""
+
+    def __init__(self, notes: list[symusic.Note]):
+        self.notes = sorted(notes, key=lambda n: n.time)
+        self.onsets = [n.time for n in self.notes]
+        self.longest = max((n.duration for n in notes), default=0)
+
+    def sounding(self, t: int, bar: int) -> list[tuple[int, int]]:
+        """(pitch, velocity) of the notes sounding at ``t``, else of the latest attacked within
+        a bar before it (the part's harmony when it rests); [] when silent longer."""
+        # Only notes attacked within the longest note's length (or a bar) before t can count.
+        hi = bisect.bisect_right(self.onsets, t)
+        lo = bisect.bisect_left(self.onsets, t - max(self.longest, bar))
+        near = self.notes[lo:hi]
+        now = [n for n in near if t < n.time + n.duration]
+        # A line's current note (or chord): a note it let ring into the next is not it.
+        pool = now or [n for n in near if t - bar <= n.time]
+        if not pool:
+            return []
+        latest = max(n.time for n in pool)
+        return [(n.pitch, n.velocity) for n in pool if n.time == latest]
 
 
 def _above(bass: int, tones: set[int]) -> list[int]:
@@ -119,19 +133,19 @@ def _above(bass: int, tones: set[int]) -> list[int]:
     return sorted(p for p in range(bass + 7, bass + 19) if p % 12 in tones and p % 12 != bass % 12)
 
 
-def _broken(part: list[symusic.Note], voices, steps: Pattern, b: int, bar: int, unit: int,
+def _broken(part: _Line, lines: list[_Line], steps: Pattern, b: int, bar: int, unit: int,
             lift: int) -> list[symusic.Note]:  # fmt: skip
     """One bar of the chord sounding at each step broken up, then down, in the octave from
     ``part``'s pitch at the bar's start (raised by ``lift`` semitones)."""
     start = b * bar
-    home = _sounding(part, start, bar)
+    home = part.sounding(start, bar)
     if not home:
         return []
     low, velocity = min(p for p, _ in home) + lift, home[0][1]
     out = []
     for k, (onset, length) in enumerate(steps):
         t = start + round(onset * unit)
-        tones = {p % 12 for v in voices for p, _ in _sounding(v, t, bar)}
+        tones = {p % 12 for line in lines for p, _ in line.sounding(t, bar)}
         pitches = [p for p in range(low, low + 12) if p % 12 in tones]
         if not pitches:
             continue
