@@ -127,6 +127,24 @@ def add_commands(sub) -> None:
     eq.add_argument("--output", type=Path, help="also write the table here, headed by the command")
     eq.set_defaults(run=_eval_requests)
 
+    em = esub.add_parser(
+        "musicality", help="harmony, voice leading, texture and form of composed pieces vs corpus"
+    )
+    em.add_argument("battery", type=Path, nargs="?",
+                    help="a request battery: request TAB [texture=waltz|march|jig]")  # fmt: skip
+    em.add_argument("--videos", type=Path, nargs="*", default=[], help="videos to compose too")
+    em.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per request")
+    em.add_argument("--duration", type=float, default=40.0, help="seconds per request")
+    em.add_argument("--scores", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="measure these output folders instead of composing")  # fmt: skip
+    em.add_argument("--corpus-per-style", type=int, default=40,
+                    help="library pieces measured per style (0: none)")  # fmt: skip
+    em.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    em.add_argument("-o", "--outdir", type=Path,
+                    help="keep the pieces; write musicality.txt, .json, .png here")  # fmt: skip
+    em.add_argument("--output", type=Path, help="also write the table here, headed by the command")
+    em.set_defaults(run=_eval_musicality)
+
 
 def _bench_generate(args: argparse.Namespace) -> int:
     from composer.bench import bench_generate
@@ -248,6 +266,22 @@ def _eval_requests(args: argparse.Namespace) -> int:
         report = eval_requests(
             args.battery, duration=args.duration, seed=args.seed, model=args.model,
             videos=args.videos, out=args.outdir, progress=progress,
+        )  # fmt: skip
+    _show(report.table(), args.output)
+    return 0
+
+
+def _eval_musicality(args: argparse.Namespace) -> int:
+    import shlex
+
+    from composer.evaluate.musicality import eval_musicality
+
+    with progress_bar() as progress:
+        report = eval_musicality(
+            args.battery, videos=args.videos, seeds=args.seeds, duration=args.duration,
+            model=args.model, scores=args.scores, out=args.outdir,
+            corpus_per_style=args.corpus_per_style,
+            command=shlex.join(["composer", *sys.argv[1:]]), progress=progress,
         )  # fmt: skip
     _show(report.table(), args.output)
     return 0

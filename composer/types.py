@@ -273,6 +273,45 @@ class HitPoint(_Json):
 
 
 @dataclass
+class Phrase(_Json):
+    """A phrase of the form: its bars, and the earlier phrase it restates, if any."""
+
+    start: int  # first bar
+    bars: int
+    label: str  # "a", "a'" (a restated with a new ending), "b", ...
+    source: int | None = None  # first bar of the phrase restated; None: new material
+    exact: int = 0  # bars restated note for note (the rest are the decoder's own)
+
+
+@dataclass
+class Section(_Json):
+    """A section of the form: how it is accompanied and which parts play."""
+
+    start: int  # first bar
+    bars: int
+    label: str  # "A", "B", ...
+    texture: str  # composer.arrange.accompany.TEXTURES
+    resting: list[int]  # the roles that rest (composer.music.roles.ROLES indices)
+    why: str
+
+
+@dataclass
+class Form(_Json):
+    """Stage 3's layout of the music: phrases that return, sections that change the sound."""
+
+    phrases: list[Phrase]
+    sections: list[Section]
+
+    def describe(self) -> str:
+        """E.g. "A[a a'] B[b a]"."""
+        out = []
+        for s in self.sections:
+            inside = [p.label for p in self.phrases if s.start <= p.start < s.start + s.bars]
+            out.append(f"{s.label}[{' '.join(inside)}]")
+        return " ".join(out)
+
+
+@dataclass
 class Plan(_Json):
     """Stage 3's answer: the music's frame, each field with its source and reason."""
 
@@ -299,6 +338,7 @@ class Plan(_Json):
     density: Choice = field(default_factory=lambda: _unsaid("medium"))
     register: Choice = field(default_factory=lambda: _unsaid("middle"))
     texture: Choice = field(default_factory=lambda: _unsaid("free"))
+    form: Form | None = None  # phrases and sections (composer.plan.form)
 
 
 def _unsaid(value: str) -> Choice:

@@ -61,7 +61,7 @@ def test_text_request_meets_explicit_values(model_dir, tmp_path):
     assert [(t.numerator, t.denominator) for t in midi.time_signatures] == [(3, 4)]
     assert midi.tempos[0].qpm == pytest.approx(84, abs=0.01)
     assert (midi.key_signatures[0].key, midi.key_signatures[0].tonality) == (-3, 0)
-    assert {t.program for t in midi.tracks} == {73, 42}
+    assert {t.program for t in midi.tracks if len(t.notes)} == {73, 42}
     assert abs(midi.to("second").end() - 12.0) <= 0.25
 
 

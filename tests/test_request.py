@@ -309,7 +309,7 @@ def test_the_palette_follows_the_mood_without_a_style():
 
 
 def test_a_low_register_with_no_instruments_named_gets_instruments_that_reach_it():
-    from composer.arrange.arranger import RANGES
+    from composer.music.instruments import playable
 
     programs = _plan("deep, low music for the ocean floor")[1].instruments.value
-    assert all(RANGES[p][0] <= 40 for p in programs), programs
+    assert all(playable(p)[0] <= 40 for p in programs), programs

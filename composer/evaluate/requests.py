@@ -159,12 +159,12 @@ class RequestsReport:
 
 def read_battery(path: str | Path) -> list[tuple[str, dict[str, list[str]]]]:
     """(request, {attribute: [values]}) per line; an attribute may be stated more than once
-    (two instruments)."""
+    (two instruments), and a line without a tab states none."""
     out = []
     for line in Path(path).read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        request, stated = line.split("\t")
+        request, _, stated = line.partition("\t")
         attrs: dict[str, list[str]] = {}
         for word in stated.split():
             if "=" in word:

@@ -19,6 +19,7 @@ from composer.model.checkpoint import cached_checkpoint
 from composer.model.decode import check_request, decode
 from composer.model.export import write_midi
 from composer.music.keys import Key, parse_key
+from composer.music.roles import roles_for
 from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, no_progress
 from composer.tokens import STYLES
@@ -48,14 +49,6 @@ def request_for(plan: Plan) -> GenerationRequest:
         every_role_every_bar=True,
         seed=plan.seed,
     )
-
-
-def roles_for(instruments: int) -> tuple[int, ...]:
-    """Decoder roles for ``instruments`` parts: melody, inner voices, and a bass from two."""
-    if instruments <= 1:
-        return (0,)
-    inner = tuple(range(1, min(instruments - 2, 4) + 1))
-    return (0, *inner, 5)
 
 
 def request_from(

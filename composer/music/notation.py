@@ -15,6 +15,8 @@ score's own maps instead:
   would otherwise become a tangle of extra voices.
 - Pitches are written at concert pitch, spelled from the key (flats in flat keys, the minor
   mode's raised seventh).
+- The chord symbols of the score's chord track (composer.music.roles.CHORDS_TRACK) stand above
+  the first part.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from xml.etree import ElementTree
 
 import symusic
 from music21 import chord as m21chord
-from music21 import clef, instrument, key, meter, note, pitch, stream, tempo, tie
+from music21 import clef, harmony, instrument, key, meter, note, pitch, stream, tempo, tie
 from music21 import duration as m21duration
 from music21.musicxml.m21ToXml import ScoreExporter
 
+from composer.music.roles import CHORDS_TRACK
 from composer.outputs import atomic_path
 
 UNITS = 4  # grid steps per quarter note: 16ths
@@ -40,6 +43,7 @@ _VALUES = (32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
 _BASS_PROGRAMS = frozenset([*range(32, 40), 42, 43, 57, 58, 70])
 _VIOLA = 41
 _GUITARS = range(24, 32)
+_KINDS = {"": "major", "m": "minor", "dim": "diminished", "7": "dominant-seventh"}
 
 Meter = tuple[int, int]
 
@@ -349,6 +353,24 @@ def _part(
     return part
 
 
+def _chord_symbols(part: stream.Part, track: symusic.Track, bars: list[_Bar], tpq: int) -> None:
+    """Each chord symbol ("F#m", "Bb", "E7") of ``track`` above ``part`` where it changes."""
+    measures = part.getElementsByClass(stream.Measure)
+    for text in track.lyrics:
+        found = re.fullmatch(r"([A-G])([#b]?)(m|dim|7|)", text.text)
+        if found is None:
+            continue
+        letter, accidental, kind = found.groups()
+        steps = _grid(text.time, tpq)
+        i = _bar_at(bars, steps)
+        if steps >= bars[i].start + bars[i].length:
+            continue
+        root = pitch.Pitch(letter + accidental.replace("b", "-"))
+        symbol = harmony.ChordSymbol(root=root, kind=_KINDS[kind])
+        symbol.writeAsChord = False
+        measures[i].insert((steps - bars[i].start) / UNITS, symbol)
+
+
 def _strip_header(root: ElementTree.Element) -> None:
     """Remove what music21 makes up: the date (which varies between runs, and the file should
     not), its "Music21 Fragment" title and "Music21" as the composer."""
@@ -381,6 +403,9 @@ def write_musicxml(score: symusic.Score, path: str | Path) -> Path:
         parts[0].getElementsByClass(stream.Measure)[bar_index].insert(
             offset / UNITS, _metronome(bpm, bars[bar_index])
         )
+    for t in score.tracks:
+        if t.name == CHORDS_TRACK:
+            _chord_symbols(parts[0], t, bars, score.ticks_per_quarter)
     for p in parts:
         out.insert(0, p)
     exporter = ScoreExporter(out)

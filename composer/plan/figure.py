@@ -6,6 +6,7 @@ from pathlib import Path
 
 import symusic
 
+from composer.music.roles import CHORDS_TRACK
 from composer.outputs import atomic_path
 from composer.types import Plan, VideoAnalysis
 
@@ -16,7 +17,7 @@ def plot_plan(
     plan: Plan, analysis: VideoAnalysis | None, score: symusic.Score, path: str | Path
 ) -> Path:
     """Keyframes above the motion curve and cuts, the score's piano roll below with its bar
-    lines and hit points, all against the video's time in seconds."""
+    lines, hit points, sections and chord symbols, all against the video's time in seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,6 +62,17 @@ def plot_plan(
         roll.axvline(h.score_time, color="k", lw=1.2, ls="--")
         roll.text(h.score_time, roll.get_ylim()[1], f" {h.kind} {h.time:.2f}s", fontsize=7,
                   va="top")  # fmt: skip
+    low = roll.get_ylim()[0]
+    if plan.form is not None:  # the form: each section's letter and texture where it begins
+        for sec in plan.form.sections:
+            at = plan.bars[sec.start].start
+            roll.axvline(at, color="#36c", lw=1.0, zorder=0)
+            roll.text(at, low, f" {sec.label}: {sec.texture}", fontsize=8, color="#36c",
+                      va="bottom")  # fmt: skip
+    for track in seconds.tracks:  # the chord symbols, where the harmony changes
+        if track.name == CHORDS_TRACK:
+            for text in track.lyrics:
+                roll.text(text.time, low + 2.5, text.text, fontsize=6, color="#555")
     roll.set_ylabel("pitch")
     roll.set_xlabel("seconds")
     roll.set_xlim(0, dur)

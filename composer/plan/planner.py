@@ -17,6 +17,7 @@ from composer.errors import ComposerError
 from composer.music.keys import key_name
 from composer.music.qualities import IMPLIED, forms
 from composer.music.words import TEMPO_WORDS, meter_class, meter_problem, tempo_class
+from composer.plan.form import plan_form
 from composer.plan.palette import STYLE_DEFAULTS, choose_palette
 from composer.plan.request import PromptFacts
 from composer.plan.tempo import fit_tempo
@@ -179,13 +180,16 @@ def make_plan(
         if texture.value == "free":  # no dance's pattern: the accompaniment follows the density
             name = _DENSITY_TEXTURE[density.value]
             texture = Choice(name, "prompt", f"{density.value}: {name} accompaniment")
+    layout = plan_form(bars, style=style.value, meter=(num, den), bpm=tempo.value,
+                     instruments=list(palette.instruments.value),
+                     texture=(texture.value, texture.source == "prompt"))  # fmt: skip
     return Plan(
         duration=duration, style=style, key=key, meter=meter, tempo=tempo,
         instruments=palette.instruments, drums=drums, mood=mood,
         tempo_map=[_quarters(s, unit) for s in fit.segments], bars=bars,
         hit_points=hit_points, unplaced=fit.unplaced, seed=seed,
         dynamics=_dynamics(facts), density=density, register=_said(facts, "register", "middle"),
-        texture=texture,
+        texture=texture, form=layout,
     )  # fmt: skip
 
 
