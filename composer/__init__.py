@@ -7,7 +7,7 @@ dataclass from :mod:`composer.types`:
     plan(brief, request) -> Plan                    find_references(plan) -> References
     generate(request) -> GenerationResult           arrange(result, plan) -> score
     perform(score, plan) -> score                   render(midi, wav) -> RenderedAudio
-    mux(video, wav, out) -> path
+    mux(video, wav, out) -> path                    edit(folder or midi, ...) -> EditResult
 
 and ``compose`` runs them in order, from a video and/or a text request to a folder of files.
 """
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 from composer.arrange import arrange  # noqa: E402 (the stages may read __version__)
 from composer.describe import describe  # noqa: E402
+from composer.edit import EditResult, edit  # noqa: E402
 from composer.errors import ComposerError  # noqa: E402
 from composer.perform import perform  # noqa: E402
 from composer.plan import plan  # noqa: E402
@@ -53,8 +54,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Brief", "ComposeRecord", "ComposeResult", "ComposerError", "GenerationRequest",
+    "Brief", "ComposeRecord", "ComposeResult", "ComposerError", "EditResult", "GenerationRequest",
     "GenerationResult", "Plan", "PromptFacts", "References", "RenderedAudio", "VideoAnalysis",
-    "__version__", "analyze", "arrange", "compose", "describe", "find_references", "generate",
-    "mux", "perform", "plan", "render",
+    "__version__", "analyze", "arrange", "compose", "describe", "edit", "find_references",
+    "generate", "mux", "perform", "plan", "render",
 ]  # fmt: skip

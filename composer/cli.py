@@ -180,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     c.set_defaults(run=_compose)
 
+    _add_edit_command(sub)
     add_train_command(sub)
 
     ix = sub.add_parser("index", help="stage 4: add pieces to a reference library (incremental)")
@@ -216,6 +217,69 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--outdir", type=Path, default=Path("demo-out"))
     m.set_defaults(run=_demo)
     return p
+
+
+def _add_edit_command(sub) -> None:
+    e = sub.add_parser("edit", help="change part of a score, keeping the rest note for note")
+    e.add_argument("score", type=Path, metavar="SCORE", help="composer's output folder (edited "
+                   "in place, as a new version) or a MIDI file")  # fmt: skip
+    e.add_argument("--bars", metavar="A-B", help="the bars to change, e.g. 9-12 (1-based)")
+    e.add_argument("--tracks", metavar="T,T", help="the tracks to change: role words (melody, "
+                   "bass), names or indices, comma separated")  # fmt: skip
+    e.add_argument("--prompt", metavar="TEXT", help="regenerate the bars as these words ask")
+    e.add_argument("--instrument", action="append", metavar="TRACK=INSTRUMENT", help="give a "
+                   "track another instrument: melody=flute, bass=43 (repeatable)")  # fmt: skip
+    e.add_argument("--transpose", type=int, metavar="SEMITONES", help="e.g. +2, -12")
+    e.add_argument("--tempo", type=float, metavar="BPM", help="the first tempo; the rest scale")
+    e.add_argument("--key", help='move the score into this key, e.g. "E minor"')
+    e.add_argument("--mute", action="append", metavar="TRACK", help="silence a track")
+    e.add_argument("--delete", action="append", metavar="TRACK", help="remove a track")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("-n", type=int, default=1, help="candidates to make (with --preview)")
+    e.add_argument("--preview", action="store_true",
+                   help="write candidates to candidates/K/, leave score.mid as it is")  # fmt: skip
+    step = e.add_mutually_exclusive_group()
+    step.add_argument("--accept", type=int, metavar="K", help="make candidate K the new version")
+    step.add_argument("--undo", action="store_true", help="go back to the previous version")
+    step.add_argument("--redo", action="store_true", help="go forward to the version undone")
+    e.add_argument("-o", "--out", type=Path, metavar="OUTDIR", help="for a MIDI file: the "
+                   "folder to write (default: STEM-edit/ beside it)")  # fmt: skip
+    e.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
+    e.set_defaults(run=_edit)
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from composer.edit import accept, edit, redo, undo
+
+    options = {"--bars": args.bars, "--tracks": args.tracks, "--prompt": args.prompt,
+               "--instrument": args.instrument, "--transpose": args.transpose,
+               "--tempo": args.tempo, "--key": args.key, "--mute": args.mute,
+               "--delete": args.delete, "--preview": args.preview or None,
+               "-o": args.out}  # fmt: skip
+    given = [flag for flag, value in options.items() if value is not None]
+    if (args.undo or args.redo or args.accept is not None) and given:
+        raise ComposerError(None, f"--undo, --redo and --accept take no edit options "
+                                  f"({', '.join(given)})")  # fmt: skip
+    bad = [p for p in args.instrument or [] if "=" not in p]
+    if bad:
+        raise ComposerError(None, f"--instrument {bad[0]!r}: give TRACK=INSTRUMENT (melody=flute)")
+    with progress_bar() as progress:
+        if args.undo or args.redo:
+            res = (undo if args.undo else redo)(args.score, progress=progress)
+        elif args.accept is not None:
+            res = accept(args.score, args.accept, progress=progress)
+        else:
+            res = edit(
+                args.score, bars=args.bars, tracks=args.tracks, prompt=args.prompt,
+                instrument=dict(p.split("=", 1) for p in args.instrument or []) or None,
+                transpose=args.transpose, tempo=args.tempo, key=args.key, mute=args.mute,
+                delete=args.delete, seed=args.seed, n=args.n, preview=args.preview,
+                out=args.out, force=args.force, progress=progress,
+            )  # fmt: skip
+    print(f"{res.folder}: version {res.version} is current")
+    for line in [f"note: {n}" for n in res.notes] + [f"wrote {p}" for p in res.files]:
+        print(f"  {line}")
+    return 0
 
 
 def _analyze(args: argparse.Namespace) -> int:

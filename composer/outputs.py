@@ -173,11 +173,17 @@ def _remove_own(folder: Path) -> None:
 
 def write_marker(folder: Path, names: list[str] | None = None) -> None:
     """Mark ``folder`` as composer's output, listing what it holds (all it holds by default)."""
+    names = names if names is not None else [e.name for e in folder.iterdir()]
+    (folder / MARKER).write_text(marker_text(names))
+
+
+def marker_text(names: list[str]) -> str:
+    """The marker of a folder holding ``names``, for writing it through :class:`Outputs` where
+    the folder is already in place."""
     from composer import __version__
 
-    names = sorted(names if names is not None else (e.name for e in folder.iterdir()))
-    text = json.dumps({"composer": __version__, "files": [n for n in names if n != MARKER]})
-    (folder / MARKER).write_text(text + "\n")
+    files = sorted(n for n in set(names) if n != MARKER)
+    return json.dumps({"composer": __version__, "files": files}) + "\n"
 
 
 @dataclass

@@ -14,7 +14,8 @@ PACKAGE = ROOT / "composer"
 # The floor every stage may use, then the stages in pipeline order, then what runs them.
 FLOOR = ["errors", "progress", "config", "paths", "outputs", "process", "types", "music",
          "tokens"]  # fmt: skip
-STAGES = ["video", "describe", "plan", "retrieve", "model", "arrange", "perform", "render"]
+STAGES = ["video", "describe", "plan", "retrieve", "model", "arrange", "perform", "render",
+          "edit"]  # fmt: skip
 RUNNERS = ["pipeline", "demo", "doctor", "train", "evaluate", "bench", "cli_measure", "cli_train",
            "cli", "__main__"]  # fmt: skip
 

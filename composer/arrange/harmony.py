@@ -2,11 +2,12 @@
 
 The decoder writes lines, and their vertical sums are often bare fifths or single notes; the
 accompaniment (composer.arrange.accompany) is voiced from chords instead, so the chords must be
-found first. Each span (a half-bar in 4/4, a bar in 3/4 and 6/8, a beat in a chorale) gets the chord of the key that best explains the notes sounding in it: all parts,
-weighted by how long they sound, the melody's note on the span's strong beat a chord tone
-wherever a chord of the key holds it. Between spans a Viterbi pass prefers the progressions
-music uses (V to I, IV or ii to V), and the plan's phrase ends close: the last span on the
-tonic after a dominant, the other phrase ends on I or V.
+found first. Each span (a half-bar in 4/4, a bar in 3/4 and 6/8, a beat in a chorale) gets
+the chord of the key that best explains the notes sounding in it: all parts, weighted by how
+long they sound, the melody's note on the span's strong beat a chord tone wherever a chord of
+the key holds it, a seventh named only where it sounds. Between spans a Viterbi pass prefers
+the progressions music uses (V to I, IV or ii to V); the piece sets out from the tonic, the
+plan's phrase ends close on I or V, and the last span is the tonic after a dominant.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import symusic
-
-from composer.music.keys import key_name
 
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Intervals above the root, root first; a seventh chord's fifth is listed before its seventh.
@@ -120,11 +119,6 @@ def harmonize(
     return [Chord(bounds[s], bounds[s + 1], table[c][0], table[c][1]) for s, c in enumerate(path)]
 
 
-def describe(chords: list[Chord], key: tuple[int, str]) -> str:
-    """The progression in words, for plan.json: "D minor: Dm A7 | Dm Gm ..."."""
-    return f"{key_name(*key)}: " + " ".join(c.symbol() for c in chords)
-
-
 def _weights(parts: list[list[symusic.Note]], lo: int, hi: int) -> np.ndarray:
     """Ticks each pitch class sounds within [lo, hi), over all parts; the melody counts
     half again, as the ear follows it."""
@@ -153,7 +147,7 @@ def _span_of(bounds: list[int], t: int) -> int:
 def _transitions(table) -> np.ndarray:
     m = np.zeros((len(table), len(table)))
     for a, (_, qa, _, da) in enumerate(table):
-        for b, (_, qb, _, db) in enumerate(table):
+        for b, (_, _, _, db) in enumerate(table):
             if a == b:
                 m[a, b] += STAY
             for (src, dst), bonus in _MOVES.items():

@@ -71,6 +71,12 @@ def key_signature(key: Key) -> tuple[int, int]:
     return fifths, int(mode == "minor")
 
 
+def key_from_signature(sharps: int, minor: int) -> Key:
+    """The key a MIDI key signature names (sharps, negative for flats; 1 for minor)."""
+    major_tonic = (sharps * 7) % 12
+    return ((major_tonic - 3) % 12, "minor") if minor else (major_tonic, "major")
+
+
 def key_correlations(histogram: np.ndarray, profiles=AARDEN) -> np.ndarray:
     """Pearson correlation of a pitch-class histogram (12,) with each key's profile: (24,),
     the 12 major keys from C, then the 12 minor keys; zeros for a flat histogram."""

@@ -100,3 +100,35 @@ def read_score(path: str | Path) -> symusic.Score:
         return symusic.Score(str(path))
     except Exception as e:  # symusic raises RuntimeError for everything it cannot read
         raise ComposerError(path, f"not a readable MIDI file: {problem(e)}") from None
+
+
+def bar_starts(score: symusic.Score) -> list[int]:
+    """The tick where each bar of ``score`` begins (see :func:`bar_lines`)."""
+    return bar_lines(score)[:-1]
+
+
+def bar_lines(score: symusic.Score) -> list[int]:
+    """Every bar line of ``score`` in ticks, the start of the first bar to the end of the last:
+    bars laid from the time-signature map (4/4 until the first) over the score's length, the
+    last note's end in any track rounded up to a whole bar; at least one bar. A meter change
+    that falls inside a bar cuts that bar short, as the MusicXML does
+    (composer.music.notation), so bar numbers agree between the two."""
+    tpq = score.ticks_per_quarter
+    end = 0
+    for track in score.tracks:
+        if len(track.notes):
+            arr = track.notes.numpy()
+            end = max(end, int((arr["time"].astype("int64") + arr["duration"]).max()))
+    lengths: dict[int, int] = {}
+    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
+        if ts.numerator > 0 and ts.denominator > 0:  # a damaged signature lays no bars
+            lengths[ts.time] = max(1, ts.numerator * tpq * 4 // ts.denominator)
+    changes = sorted(lengths)
+    lines: list[int] = []
+    pos, length, i = 0, 4 * tpq, 0
+    while pos < end or not lines:
+        while i < len(changes) and changes[i] <= pos:
+            length, i = lengths[changes[i]], i + 1
+        lines.append(pos)
+        pos = min(pos + length, changes[i]) if i < len(changes) else pos + length
+    return [*lines, pos]

@@ -100,6 +100,7 @@ def _phrases(groups: list[tuple[int, int]], size: int, target: float, aba: bool)
     # How each section goes on after its first phrase (the fourth and later as the third).
     policies = list(product(("new", "pairs", "twice", "varied"), repeat=min(len(heads), 3)))
     choices = [_letters(slots, heads, returns, rest) for returns in options for rest in policies]
+
     # Nearest the target; on a near tie, the layout whose last section returns to the opening.
     def cost(ph: list[Phrase]) -> tuple[float, int]:
         closes = aba and ph[heads[-1]].source is not None

@@ -171,6 +171,10 @@ def make_plan(
         on = arousal >= 0.6 and style.value not in ("chorale", "renaissance", "medieval")
         drums = Choice(on, "video" if brief else "default", f"arousal {arousal:.2f}")
 
+    if (said := facts.quality("intensity")) is not None:  # "more intense": a level up
+        step = 1 if said.value == "more" else -1
+        for bar in bars:
+            bar.intensity = int(np.clip(bar.intensity + step, 0, 3))
     density = _said(facts, "density", "medium")
     texture = palette.texture
     if density.value in _DENSITY_LEVELS:
