@@ -194,6 +194,57 @@ def bench_compose(path: str | Path, model: str | Path | None = None, seed: int =
 
 
 @dataclass(frozen=True)
+class EditBench:
+    request: str
+    duration: float
+    bars: str
+    edit_s: list[float]  # edit() of the span, the outputs refreshed, per run
+    compose_s: list[float]  # compose() of the same request, per run (the model loaded)
+
+    def report(self) -> str:
+        def line(xs: list[float]) -> str:
+            return f"median {np.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f})"
+
+        return "\n".join([
+            f"score: {self.request!r}, {self.duration:g} s; edit: bars {self.bars} of the "
+            f"melody, 'more intense', with score.wav, score.musicxml and timeline.png refreshed",
+            f"edit {self.bars}:   {line(self.edit_s)} over {len(self.edit_s)} runs",
+            f"full re-compose: {line(self.compose_s)} over {len(self.compose_s)} runs",
+            f"ratio (re-compose / edit, medians): "
+            f"{np.median(self.compose_s) / np.median(self.edit_s):.1f}",
+        ])  # fmt: skip
+
+
+def bench_edit(
+    request: str = "a folk song for a walk through the hills",
+    duration: float = 30.0,
+    bars: str = "5-8",
+    runs: int = 3,
+) -> EditBench:
+    """Time an edit of four bars of a ``duration``-second composed score against composing
+    the whole score again, each ``runs`` times, one after the other, with the model loaded."""
+    import shutil
+    import tempfile
+
+    from composer.edit import edit
+    from composer.pipeline import compose
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        compose(None, request, root / "out", duration=duration)  # loads the model once
+        edits, composes = [], []
+        for k in range(runs):
+            shutil.copytree(root / "out", root / f"edit{k}")
+            t0 = time.perf_counter()
+            edit(root / f"edit{k}", bars=bars, tracks="melody", prompt="more intense", seed=k)
+            edits.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            compose(None, request, root / f"again{k}", duration=duration, seed=k)
+            composes.append(time.perf_counter() - t0)
+    return EditBench(request, duration, bars, edits, composes)
+
+
+@dataclass(frozen=True)
 class SearchBench:
     pieces: int  # synthetic library entries
     queries: int

@@ -26,6 +26,10 @@ def add_commands(sub) -> None:
     bc.add_argument("video", type=Path)
     bc.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
     bc.set_defaults(run=_bench_compose)
+    be = bsub.add_parser("edit", help="an edit of 4 bars of a 30 s score vs composing it again")
+    be.add_argument("--runs", type=int, default=3)
+    be.add_argument("-o", "--output", type=Path, help="also write the figures to this file")
+    be.set_defaults(run=_bench_edit)
     bs = bsub.add_parser("search", help="library search latency at 20,000 pieces, build rate")
     bs.add_argument("--pieces", type=int, default=20_000, help="synthetic library size")
     bs.add_argument("--queries", type=int, default=50)
@@ -284,6 +288,13 @@ def _eval_musicality(args: argparse.Namespace) -> int:
             command=shlex.join(["composer", *sys.argv[1:]]), progress=progress,
         )  # fmt: skip
     _show(report.table(), args.output)
+    return 0
+
+
+def _bench_edit(args: argparse.Namespace) -> int:
+    from composer.bench import bench_edit
+
+    _show(bench_edit(runs=args.runs).report(), args.output)
     return 0
 
 

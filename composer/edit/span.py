@@ -30,10 +30,10 @@ from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, no_progress
 from composer.types import BarControls, GenerationRequest, Plan
 
-PRIMER_BARS = 4  # bars before the span the decoder reads (fewer where the context is short)
+PRIMER_BARS = 2  # bars before the span the decoder reads (fewer where the context is short)
 MAX_PRIMER = 600  # tokens: the context holds 1024 with the span's own bars
 VELOCITY_STEP = 8  # how much louder (softer) a more (less) intense span is played
-CANDIDATES = 8  # decoded at the least, to choose those that move the way the words ask
+CANDIDATES = 4  # decoded at the least, to choose those that move the way the words ask
 
 
 @dataclasses.dataclass(frozen=True)
