@@ -131,6 +131,13 @@ def add_commands(sub) -> None:
     eq.add_argument("--output", type=Path, help="also write the table here, headed by the command")
     eq.set_defaults(run=_eval_requests)
 
+    ed = esub.add_parser("edit", help="span edits: the rest kept, the span moved as asked")
+    ed.add_argument("files", type=Path, nargs="+", help="MIDI files to edit (copies in memory)")
+    ed.add_argument("--trials", type=int, default=20, help="scores to edit (the first usable)")
+    ed.add_argument("--seed", type=int, default=0)
+    ed.add_argument("--output", type=Path, help="also write the table here, headed by the command")
+    ed.set_defaults(run=_eval_edit)
+
     em = esub.add_parser(
         "musicality", help="harmony, voice leading, texture and form of composed pieces vs corpus"
     )
@@ -271,6 +278,15 @@ def _eval_requests(args: argparse.Namespace) -> int:
             args.battery, duration=args.duration, seed=args.seed, model=args.model,
             videos=args.videos, out=args.outdir, progress=progress,
         )  # fmt: skip
+    _show(report.table(), args.output)
+    return 0
+
+
+def _eval_edit(args: argparse.Namespace) -> int:
+    from composer.evaluate.editing import eval_edit
+
+    with progress_bar() as progress:
+        report = eval_edit(args.files, trials=args.trials, seed=args.seed, progress=progress)
     _show(report.table(), args.output)
     return 0
 

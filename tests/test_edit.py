@@ -551,3 +551,19 @@ def test_the_decoder_writes_the_span_again_and_leaves_the_rest(folder: Path):
     old = {n.time for n in before.tracks[MELODY].notes if lo <= n.time < hi}
     assert len({n.time for n in inside}) < len(old)  # sparser, as asked
     assert res.version == 1 and history.load(folder).version(1).span.bars == [2, 3]
+
+
+def test_eval_edit_keeps_the_rest_and_reports_each_request(tmp_path: Path):
+    from composer.evaluate.editing import REQUESTS, eval_edit
+
+    path = tmp_path / "piece.mid"
+    composed().dump_midi(path)
+    (tmp_path / "empty.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x00\x01\xe0")
+    report = eval_edit([path, tmp_path / "empty.mid"], trials=1, out=tmp_path / "out")
+    assert [t.request for t in report.trials] == list(REQUESTS)
+    assert (
+        all(t.kept for t in report.trials)
+        and report.trials[0].bars[1] - report.trials[0].bars[0] == 3
+    )
+    assert report.skipped and report.skipped[0].startswith("empty.mid: ")
+    assert "moves the span" in (tmp_path / "out" / "edit.txt").read_text()
