@@ -123,16 +123,17 @@ def accompany(
             for k, (onset, length) in enumerate(shape.chords):
                 for t, d in _pieces(b * bar + round(onset * unit), round(length * unit),
                                     starts, lo, hi):  # fmt: skip
-                    voicing = voicer.inner(chords[_at(starts, t)], plays, lone)
+                    chord = chords[_at(starts, t)]
+                    voicing = voicer.inner(chord, plays, lone)
                     if spell is None:
                         for i, ps in enumerate(voicing):
                             for p in ps:
                                 add(i, t, d, p, velocity - 6)
                         continue
-                    every = _spelled(voicing, voicer.bass_cache.get(chords[_at(starts, t)].start))
+                    every = _spelled(voicing, voicer.bass_cache.get(chord.start))
                     if every:
                         add(spell, t, d, _broken(every, k, shape.broken), velocity - 6)
-                    if t in starts or t % bar == 0:  # the other parts hold what it spells
+                    if t == chord.start or t % bar == 0:  # the other parts hold what it spells
                         for i, ps in enumerate(voicing):
                             for p in ps if i != spell else ():
                                 add(i, t, _rest(t, starts, hi, bar), p, velocity - 10)
@@ -145,7 +146,7 @@ def _pieces(t: int, length: int, starts: list[int], lo: int, hi: int):
     if not lo <= t < hi:
         return []
     stop = min(t + max(1, length), hi)
-    cuts = [s for s in starts if t < s < stop]
+    cuts = starts[bisect.bisect_right(starts, t) : bisect.bisect_left(starts, stop)]
     edges = [t, *cuts, stop]
     return [(a, b - a) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
@@ -278,7 +279,7 @@ class _Voicer:
         if count == 0:
             self.cache[key] = out
             return out
-        bass = self.bass_cache.get(chord.start) or self.bass(chord)
+        bass = self.bass(chord)
         ranges = [comfortable(self.programs[i]) for i in (parts or [len(self.programs) - 1])]
         lo = max(bass + 3, min(r[0] for r in ranges))
         hi = min(self._floor(chord) - 1, max(r[1] for r in ranges), INNER_TOP)
@@ -293,9 +294,9 @@ class _Voicer:
             later = len(targets) - n - 1
             chordal = plays_chords(self.programs[i]) and (parts or lone > 1)
             take = max(1, len(rest) - later) if chordal else 1
-            lo, hi = playable(self.programs[i])
+            low, high = playable(self.programs[i])
             # A tone the instrument cannot reach is left to the others, not folded over the tune.
-            out[i], rest = [p for p in rest[:take] if lo <= p <= hi], rest[take:]
+            out[i], rest = [p for p in rest[:take] if low <= p <= high], rest[take:]
         self.cache[key] = out
         return out
 
@@ -320,12 +321,12 @@ class _Voicer:
         if any(not o for o in options):
             return []
         best, best_cost = [], None
+        prev = self.prev_inner
         for combo in product(*options):
             ps = sorted(combo)
             if ps[-1] - ps[0] > SPREAD or len(set(ps)) < len(ps):
                 continue
-            if self.prev_inner:
-                prev = sorted(self.prev_inner)
+            if prev:
                 cost = sum(min(abs(p - q) for q in prev) for p in ps)
             else:
                 cost = abs(sum(ps) / len(ps) - (lo + hi) / 2)

@@ -89,11 +89,12 @@ def harmonize(
     bounds = list(starts) + [end]
     n = len(starts)
     evidence = np.zeros((n, len(table)))
+    lines = [_Part(notes) for notes in parts]
     for s in range(n):
         lo, hi = bounds[s], bounds[s + 1]
-        weight = _weights(parts, lo, hi)
+        weight = _weights(lines, lo, hi)
         total = weight.sum() or 1.0
-        top = _sounding(parts[0], lo) if parts else None
+        top = lines[0].top_at(lo) if lines else None
         for c, (root, q, prior, _) in enumerate(table):
             tones = {(root + i) % 12 for i in QUALITIES[q]}
             inside = sum(weight[p] for p in tones)
@@ -119,23 +120,45 @@ def harmonize(
     return [Chord(bounds[s], bounds[s + 1], table[c][0], table[c][1]) for s, c in enumerate(path)]
 
 
-def _weights(parts: list[list[symusic.Note]], lo: int, hi: int) -> np.ndarray:
+class _Part:
+    """A part's notes as arrays sorted by onset, to find those sounding in a span by bisection
+    rather than by a scan of the whole part for every span."""
+
+    def __init__(self, notes: list[symusic.Note]):
+        order = sorted(notes, key=lambda n: n.time)
+        self.start = np.array([n.time for n in order], np.int64)
+        self.end = self.start + np.array([n.duration for n in order], np.int64)
+        self.pc = np.array([n.pitch % 12 for n in order], np.int64)
+        self.pitch = np.array([n.pitch for n in order], np.int64)
+        self.longest = int((self.end - self.start).max()) if len(order) else 0
+
+    def _near(self, lo: int, hi: int) -> slice:
+        """The notes that may sound in [lo, hi): attacked before hi, within the longest note
+        of lo."""
+        a = int(np.searchsorted(self.start, lo - self.longest, "left"))
+        return slice(a, int(np.searchsorted(self.start, hi, "left")))
+
+    def overlap(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pitch classes, ticks each sounds within [lo, hi)) of the notes near the span."""
+        k = self._near(lo, hi)
+        ticks = np.minimum(self.end[k], hi) - np.maximum(self.start[k], lo)
+        return self.pc[k], np.clip(ticks, 0, None)
+
+    def top_at(self, t: int) -> int | None:
+        """The highest pitch sounding at ``t`` (a strong beat's melody note), else None."""
+        k = self._near(t, t + 1)
+        now = self.pitch[k][(self.start[k] <= t) & (t < self.end[k])]
+        return int(now.max()) if len(now) else None
+
+
+def _weights(parts: list[_Part], lo: int, hi: int) -> np.ndarray:
     """Ticks each pitch class sounds within [lo, hi), over all parts; the melody counts
     half again, as the ear follows it."""
     w = np.zeros(12)
-    for k, notes in enumerate(parts):
-        scale = 1.5 if k == 0 else 1.0
-        for note in notes:
-            overlap = min(hi, note.time + note.duration) - max(lo, note.time)
-            if overlap > 0:
-                w[note.pitch % 12] += overlap * scale
+    for k, part in enumerate(parts):
+        pcs, ticks = part.overlap(lo, hi)
+        np.add.at(w, pcs, ticks * (1.5 if k == 0 else 1.0))
     return w
-
-
-def _sounding(notes: list[symusic.Note], t: int) -> int | None:
-    """The highest pitch sounding at ``t`` (a strong beat's melody note), else None."""
-    now = [n.pitch for n in notes if n.time <= t < n.time + n.duration]
-    return max(now) if now else None
 
 
 def _span_of(bounds: list[int], t: int) -> int:

@@ -30,7 +30,7 @@ from composer.music import instruments, keys
 from composer.music.keys import KRUMHANSL, Key, key_from_signature, key_name, key_signature
 from composer.music.midi import bar_starts
 from composer.music.roles import CHORDS_TRACK
-from composer.plan.request import _instruments
+from composer.plan.request import instruments_in
 
 TrackRef = int | str
 Bars = tuple[int, int]  # first and last bar, 1-based, inclusive
@@ -110,7 +110,7 @@ def program_of(word: int | str) -> int:
         return int(word)
     # The request reader's vocabulary (General MIDI names and their plain aliases) is the one
     # table composer has of instrument words.
-    programs, rest = _instruments(word, [])
+    programs, rest = instruments_in(word, [])
     if len(programs) != 1 or rest.strip():
         raise ComposerError(None, f"unknown instrument {word!r}: give a General MIDI name "
                                   "('flute', 'cello', 'string ensemble 1') or 0-127")  # fmt: skip

@@ -112,9 +112,9 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
     # An ensemble's words ("low strings", "brass band") name no single instrument, unless
     # other instruments are named beside them ("strings, piano and harp": three instruments).
     listed: list[str] = []
-    programs, rest = _instruments(values.rest, listed)
+    programs, rest = instruments_in(values.rest, listed)
     if ensemble := [r.words for r in qualities.readings if r.attribute == "ensemble"]:
-        others, alone = _instruments(_without(values.rest, ensemble), [])
+        others, alone = instruments_in(_without(values.rest, ensemble), [])
         if not others:
             programs, rest, listed = [], alone, []
     facts.instruments = programs
@@ -137,7 +137,7 @@ def parse_prompt(text: str, threshold: float = THRESHOLD) -> PromptFacts:
     return facts
 
 
-def _instruments(text: str, notes: list[str]) -> tuple[list[int], str]:
+def instruments_in(text: str, notes: list[str]) -> tuple[list[int], str]:
     """General MIDI programs named in ``text`` (longest names first), and the text without them."""
     import pretty_midi
 
