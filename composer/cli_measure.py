@@ -132,11 +132,29 @@ def add_commands(sub) -> None:
     eq.set_defaults(run=_eval_requests)
 
     ed = esub.add_parser("edit", help="span edits: the rest kept, the span moved as asked")
-    ed.add_argument("files", type=Path, nargs="+", help="MIDI files to edit (copies in memory)")
-    ed.add_argument("--trials", type=int, default=20, help="scores to edit (the first usable)")
+    ed.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        help="MIDI files or composer output folders to edit (copies in memory)",
+    )
+    ed.add_argument("--trials", type=int, default=0,
+                    help="scores to edit, the first usable (default: all)")  # fmt: skip
     ed.add_argument("--seed", type=int, default=0)
     ed.add_argument("--output", type=Path, help="also write the table here, headed by the command")
     ed.set_defaults(run=_eval_edit)
+
+    ef = esub.add_parser(
+        "infill", help="held-out spans: infilling's loss against continuation's, and the seams"
+    )
+    ef.add_argument("--model", type=Path, help="checkpoint folder (default: the shipped model)")
+    ef.add_argument("--cache", type=Path, default=None, help="token cache (default: the corpus')")
+    ef.add_argument("--split", default="test", choices=("val", "test"))
+    ef.add_argument("--spans", type=int, default=512, help="spans scored for the loss")
+    ef.add_argument("--seam-spans", type=int, default=96, help="spans written again for seams")
+    ef.add_argument("--seed", type=int, default=0)
+    ef.add_argument("--output", type=Path, help="also write the table here, headed by the command")
+    ef.set_defaults(run=_eval_infill)
 
     em = esub.add_parser(
         "musicality", help="harmony, voice leading, texture and form of composed pieces vs corpus"
@@ -287,6 +305,19 @@ def _eval_edit(args: argparse.Namespace) -> int:
 
     with progress_bar() as progress:
         report = eval_edit(args.files, trials=args.trials, seed=args.seed, progress=progress)
+    _show(report.table(), args.output)
+    return 0
+
+
+def _eval_infill(args: argparse.Namespace) -> int:
+    from composer.evaluate.infilling import eval_infill
+    from composer.paths import DEFAULT_MODEL
+
+    with progress_bar() as progress:
+        report = eval_infill(
+            args.model or DEFAULT_MODEL, args.cache, split=args.split, spans=args.spans,
+            seam_spans=args.seam_spans, seed=args.seed, progress=progress,
+        )  # fmt: skip
     _show(report.table(), args.output)
     return 0
 

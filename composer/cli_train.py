@@ -56,6 +56,12 @@ def add_train_command(sub) -> None:
         "instruction, with LoRA, and the instruction reader) from --model on the corpus cache",
     )
     t.add_argument(
+        "--infill",
+        action="store_true",
+        help="train the infill adapter (bars written between the bars around them, for "
+        "'composer edit --bars') from --model on the corpus cache",
+    )
+    t.add_argument(
         "--reader-only",
         action="store_true",
         help="with --instruct: fit the instruction reader again, leaving the decoder's adapter",
@@ -93,6 +99,8 @@ def _train(args: argparse.Namespace) -> int:
         return _train_adapter(args)
     if args.instruct:
         return _train_instruct(args)
+    if args.infill:
+        return _train_infill(args)
     with progress_bar() as progress:
         res = run_training(
             data=args.data,
@@ -177,5 +185,22 @@ def _train_instruct(args: argparse.Namespace) -> int:
         f"{res.matched_loss:.4f} nats/token with each window's instruction, "
         f"{res.mismatched_loss:.4f} with another's, base {res.base_loss:.4f}; reader on "
         f"held-out phrasings: " + ", ".join(f"{k} {v:.0%}" for k, v in res.reader_accuracy.items())
+    )
+    return 0
+
+
+def _train_infill(args: argparse.Namespace) -> int:
+    from composer.paths import DEFAULT_MODEL
+    from composer.train.infill import train_infill
+
+    with progress_bar() as progress:
+        res = train_infill(
+            model=args.model or DEFAULT_MODEL, cache=args.cache, minutes=args.minutes,
+            force=args.force, workers=args.workers, progress=progress,
+        )  # fmt: skip
+    print(
+        f"wrote {res.path} ({res.size_bytes / 2**20:.2f} MB): {res.steps} steps in "
+        f"{res.minutes:.1f} min, loss on validation spans {res.val_loss:.4f} nats/token "
+        f"(base reading the same layout {res.base_val_loss:.4f})"
     )
     return 0

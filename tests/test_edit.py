@@ -521,10 +521,8 @@ def test_regenerated_candidates_are_previewed_and_one_accepted(folder: Path, mon
 def test_the_span_decoder_takes_the_call_the_editor_makes():
     import inspect
 
-    try:
-        from composer.edit.span import regenerate
-    except ModuleNotFoundError:
-        pytest.skip("composer/edit/span.py is not there yet")
+    from composer.edit.span import regenerate
+
     s = composed()
     inspect.signature(regenerate).bind(s, (1, 3), [MELODY], "busier", 0, 2, plan=None,
                                        progress=lambda *a: None, starts=bar_lines(s))  # fmt: skip
@@ -553,17 +551,101 @@ def test_the_decoder_writes_the_span_again_and_leaves_the_rest(folder: Path):
     assert res.version == 1 and history.load(folder).version(1).span.bars == [2, 3]
 
 
-def test_eval_edit_keeps_the_rest_and_reports_each_request(tmp_path: Path):
+def test_eval_edit_keeps_the_rest_and_reports_each_request(tmp_path: Path, folder: Path):
+    """Files and composer's folders are edited with every request; the style requests are
+    read by the style classifier; a file with no notes is skipped with its reason."""
     from composer.evaluate.editing import REQUESTS, eval_edit
 
     path = tmp_path / "piece.mid"
     composed().dump_midi(path)
     (tmp_path / "empty.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x00\x01\xe0")
-    report = eval_edit([path, tmp_path / "empty.mid"], trials=1, out=tmp_path / "out")
-    assert [t.request for t in report.trials] == list(REQUESTS)
-    assert (
-        all(t.kept for t in report.trials)
-        and report.trials[0].bars[1] - report.trials[0].bars[0] == 3
-    )
+    report = eval_edit([path, tmp_path / "empty.mid", folder], out=tmp_path / "report")
+    assert [t.request for t in report.trials] == list(REQUESTS) * 2
+    assert {t.score for t in report.trials} == {"out/score.mid", "piece.mid"}
+    assert all(t.kept for t in report.trials)
+    assert all(t.bars[1] - t.bars[0] == 3 for t in report.trials)
+    for t in report.trials:
+        styled = t.request.startswith("in the style")
+        assert (t.style is not None) == styled
+        assert not styled or (0 <= min(t.style) and max(t.style) <= 1)
     assert report.skipped and report.skipped[0].startswith("empty.mid: ")
-    assert "moves the span" in (tmp_path / "out" / "edit.txt").read_text()
+    assert "moves the span" in (tmp_path / "report" / "edit.txt").read_text()
+
+
+def piano_piece() -> symusic.Score:
+    """One piano track of 8 bars of 4/4: a melody over held chords and a bass on each beat."""
+    s = symusic.Score(TPQ)
+    s.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    piano = symusic.Track("Piano", 0, False)
+    for bar in range(8):
+        t = bar * 4 * TPQ
+        piano.notes.extend(symusic.Note(t, 4 * TPQ, p, 60) for p in (60, 64, 67))
+        for beat in range(4):
+            piano.notes.append(symusic.Note(t + beat * TPQ, TPQ, 72 + SCALE[(bar + beat) % 7] - 60,
+                                            80))  # fmt: skip
+            piano.notes.append(symusic.Note(t + beat * TPQ, TPQ // 2, 36 + 7 * (beat % 2), 70))
+    s.tracks.append(piano)
+    return s
+
+
+def test_a_one_part_piano_score_is_read_as_melody_inner_voice_and_bass():
+    from composer.edit.span import _voices, track_roles
+
+    s = piano_piece()
+    assert track_roles(s) == {0: (0, 1, 5)}
+    parts = _voices(list(s.tracks[0].notes))
+    assert {n.pitch for n in parts[0]} <= set(range(72, 84))  # the tune, always on top
+    assert {n.pitch for n in parts[5]} == {36, 43}  # the bass line, always at the bottom
+    assert {n.pitch for n in parts[1]} == {60, 64, 67}  # the held chord between them
+    assert sum(map(len, parts.values())) == len(s.tracks[0].notes)
+    # Two lines of a score of several tracks stay one role each, by mean pitch.
+    assert track_roles(composed()) == {0: (0,), 1: (1,), 2: (5,)}
+
+
+def test_a_piano_span_is_written_again_in_all_its_voices():
+    """The infill adapter rewrites bars 3-4 of a one-track piano piece: the notes outside them
+    are kept, and the new bars have a melody over other voices (notes attacked together)."""
+    from composer.edit.span import regenerate
+
+    s = piano_piece()
+    lines = bar_lines(s)
+    (out,) = regenerate(s, (2, 4), [0], "more intense", 0, 1, starts=lines)
+    lo, hi = lines[2], lines[4]
+
+    def outside(score):
+        return sorted((n.time, n.duration, n.pitch, n.velocity) for n in score.tracks[0].notes
+                      if not lo <= n.time < hi)  # fmt: skip
+
+    assert outside(out) == outside(s)
+    inside = [n for n in out.tracks[0].notes if lo <= n.time < hi]
+    times = [n.time for n in inside]
+    assert inside and len(set(times)) < len(times)  # chords or two voices at once
+    assert all(n.end <= hi for n in inside)
+
+
+def test_silent_bars_keep_their_place_in_the_context():
+    """Bars with no notes after the last note are written as empty bars, so the decoder reads
+    the span's true distance from the music around it."""
+    from composer.edit.span import _body
+    from composer.model.checkpoint import cached_checkpoint
+
+    tok = cached_checkpoint().tokenizer
+    s = symusic.Score(TPQ)
+    s.time_signatures.append(symusic.TimeSignature(0, 3, 4))
+    t = symusic.Track("melody", 0, False)
+    t.notes.append(symusic.Note(0, TPQ, 60, 80))
+    s.tracks.append(t)
+    ids = _body(tok, s, "folk", (0, "major"), 3)
+    assert ids.count(tok.bar_id) == 3 and ids[0] == tok.bar_id
+    assert _body(tok, symusic.Score(TPQ), "folk", (0, "major"), 0) == []
+
+
+def test_consonance_counts_attacks_that_agree_with_the_tracks_kept():
+    from composer.edit.span import _consonance
+
+    s = symusic.Score(TPQ)
+    top, low = symusic.Track("a", 0, False), symusic.Track("b", 0, False)
+    low.notes.append(symusic.Note(0, 4 * TPQ, 48, 80))  # C held under four attacks
+    top.notes.extend(symusic.Note(k * TPQ, TPQ, p, 80) for k, p in enumerate([64, 67, 66, 72]))
+    s.tracks.extend([top, low])
+    assert _consonance(s, [0], 0, 4 * TPQ) == 0.75  # E, G and C agree with it; F sharp does not

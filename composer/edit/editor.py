@@ -231,6 +231,11 @@ def _destination(path: Path, out: str | Path | None, force: bool) -> Path:
     return dest
 
 
+def folder_plan(folder: str | Path) -> Plan | None:
+    """The plan in ``folder``'s plan.json, or None where there is none it can read."""
+    return _context(Path(folder)).plan
+
+
 def _context(folder: Path) -> _Context:
     path = folder / "plan.json"
     if not path.is_file():

@@ -1,17 +1,15 @@
-"""Regenerating a span of bars: the decoder writes them again after the bars before them.
+"""Regenerating a span of bars: the infill adapter writes them between the bars around them.
 
 The score's parts become decoder roles (composer's own tracks by their names, any other
-score's pitched tracks by mean pitch: the highest the melody, the lowest the bass); the bars
-before the span, in its meter and key, are the primer the decoder reads; each bar of the span
-keeps the controls measured from its own notes, unless the request moves them ("more intense":
-the top intensity, "sparser": the lowest, a dance: its style). Of the candidates decoded,
-those whose chosen tracks move the way the words ask (more notes, or fewer) come first. Only
-the chosen tracks' notes attacked in the span are replaced, played at the level of the notes
-around it (a step louder or softer as asked); every other note stays as it was.
-
-This is left-to-right continuation: the decoder does not read the bars after the span, so a
-seam at the span's end is only as smooth as its cadence. Infilling, which reads both sides,
-is the model this module's callers are written for.
+score's pitched tracks by mean pitch: the highest the melody, the lowest the bass). The bars
+after the span and the bars before it, in its meter and key, are the context the decoder
+reads (composer.model.infill's layout); each bar of the span keeps the controls measured from
+its own notes, unless the request moves them ("more intense": the top intensity, "sparser":
+the lowest, a dance: its style). Of the candidates decoded, those whose chosen tracks move the
+way the words ask (more notes, or fewer) come first. Only the chosen tracks' notes attacked in
+the span are replaced, played at the level of the notes they replace (a step louder or softer
+as asked); every other note stays as it was. The decoder writes every role of the span and the
+chosen tracks take theirs: the other tracks' notes inside the span are kept, not read.
 """
 
 from __future__ import annotations
@@ -30,10 +28,8 @@ from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, no_progress
 from composer.types import BarControls, GenerationRequest, Plan
 
-PRIMER_BARS = 2  # bars before the span the decoder reads (fewer where the context is short)
-MAX_PRIMER = 600  # tokens: the context holds 1024 with the span's own bars
+INNER = 1  # the inner role a chordal part's middle notes take
 VELOCITY_STEP = 8  # how much louder (softer) a more (less) intense span is played
-CANDIDATES = 4  # decoded at the least, to choose those that move the way the words ask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,20 +55,54 @@ def read_span_request(prompt: str | None) -> SpanRequest:
     return SpanRequest(int(np.clip(move, -1, 1)), style, text)
 
 
-def track_roles(score: symusic.Score) -> dict[int, int]:
-    """Decoder role per pitched track index: by the role word of composer's track names, else
-    by mean pitch (melody highest, bass lowest, inner parts between)."""
+def track_roles(score: symusic.Score) -> dict[int, tuple[int, ...]]:
+    """Decoder roles per pitched track index: by the role word of composer's track names, else
+    by mean pitch (melody highest, bass lowest, inner parts between). A score that is one
+    part of chords (a piano's two hands) is written as melody, inner voice and bass, which
+    _role_score separates by what sounds at each attack."""
     pitched = [i for i, t in enumerate(score.tracks) if not t.is_drum and len(t.notes)
                and t.name != CHORDS_TRACK]  # fmt: skip
-    named = {i: ROLES.index(w) for i in pitched
+    named = {i: (ROLES.index(w),) for i in pitched
              if (w := score.tracks[i].name.split(" (")[0]) in ROLES}  # fmt: skip
     if len(named) == len(pitched):
         return named
+    if len(pitched) == 1 and _chordal(score.tracks[pitched[0]].notes):
+        return {pitched[0]: (MELODY, INNER, BASS)}
     order = sorted(pitched, key=lambda i: -np.mean([n.pitch for n in score.tracks[i].notes]))
     roles = {}
     for k, i in enumerate(order):
-        roles[i] = MELODY if k == 0 else BASS if k == len(order) - 1 else min(k, BASS - 1)
+        roles[i] = (MELODY if k == 0 else BASS if k == len(order) - 1 else min(k, BASS - 1),)
     return roles
+
+
+def _chordal(notes) -> bool:
+    """Whether a third or more of the notes are attacked while another note sounds."""
+    end, under = -1, 0
+    for n in sorted(notes, key=lambda n: n.time):
+        under += n.time < end
+        end = max(end, n.time + n.duration)
+    return under >= len(notes) / 3
+
+
+def _voices(notes) -> dict[int, list]:
+    """A chordal part's notes as melody (the highest sounding at its attack), bass (the
+    lowest) and inner voice (the rest); a note sounding alone goes by its register."""
+    middle = float(np.median([n.pitch for n in notes]))
+    out: dict[int, list] = {MELODY: [], INNER: [], BASS: []}
+    active: list = []
+    order = sorted(notes, key=lambda n: (n.time, n.pitch))
+    for k, n in enumerate(order):
+        if k == 0 or n.time != order[k - 1].time:  # a new attack: what sounds from before
+            active = [a for a in active if a.time + a.duration > n.time]
+            group = [g for g in order[k:] if g.time == n.time]
+            sounding = [a.pitch for a in active] + [g.pitch for g in group]
+            top, bottom = max(sounding), min(sounding)
+            active += group
+        alone = top == bottom
+        role = ((MELODY if n.pitch >= middle else BASS) if alone else
+                MELODY if n.pitch == top else BASS if n.pitch == bottom else INNER)  # fmt: skip
+        out[role].append(n)
+    return out
 
 
 def regenerate(
@@ -90,6 +120,7 @@ def regenerate(
     end exclusive); ``starts``: the tick of every bar line (and the end) of ``score``."""
     from composer.model.checkpoint import cached_checkpoint
     from composer.model.decode import decode
+    from composer.model.infill import ADAPTER, CANDIDATES, NEAR, context, local_key, preference
 
     if starts is None:
         from composer.music.midi import bar_lines
@@ -108,17 +139,20 @@ def regenerate(
     if any(starts[lo] < ts.time < starts[hi] for ts in score.time_signatures):
         raise ComposerError(None, f"bars {lo + 1}-{hi} cross a change of meter: edit the bars "
                                   "of each meter apart")  # fmt: skip
-    ckpt = cached_checkpoint(DEFAULT_MODEL, None)
+    ckpt = cached_checkpoint(DEFAULT_MODEL, ADAPTER)
     tok = ckpt.tokenizer
     roled = _role_score(score, roles)
-    first = lo
-    while first > 0 and lo - first < PRIMER_BARS and _meter_at(score, starts[first - 1]) == meter:
+    first, last = lo, hi  # the context: bars of the span's meter on each side
+    while first > 0 and lo - first < NEAR and _meter_at(score, starts[first - 1]) == meter:
         first -= 1
-    primer = _body(tok, _cut(roled, starts[first], starts[lo]), style, key) if first < lo else []
-    while len(primer) > MAX_PRIMER:  # drop whole bars from the front until it fits
-        primer = primer[primer.index(tok.bar_id, 1) :] if tok.bar_id in primer[1:] else []
-    span = _body(tok, _cut(roled, starts[lo], starts[hi]), style, key)
-    measured = tok.measure_controls(span, n_roles_hint=len(set(roles.values())))
+    while last < len(starts) - 1 and last - hi < NEAR and _meter_at(score, starts[last]) == meter:
+        last += 1
+    before = _body(tok, _cut(roled, starts[first], starts[lo]), style, key, lo - first)
+    after = _body(tok, _cut(roled, starts[hi], starts[last]), style, key, last - hi)
+    primer = context(before, after, tok.bar_id, tok.eos_id)
+    span = _body(tok, _cut(roled, starts[lo], starts[hi]), style, key, hi - lo)
+    written = tuple(sorted({r for rs in roles.values() for r in rs}))
+    measured = tok.measure_controls(span, n_roles_hint=len(written))
     measured = (measured + [BarControls(1)] * (hi - lo))[: hi - lo]
     # "More intense" asks for the top level, "sparser" for the lowest: one level either way
     # leaves the decoder's spread of densities wider than the step.
@@ -126,22 +160,46 @@ def regenerate(
                                  else 0, c.hit) for c in measured)  # fmt: skip
     request = GenerationRequest(
         style=style, key=key, meter=meter, controls=controls,
-        roles=tuple(sorted(set(roles.values()))), seed=seed, candidates=max(2 * n, CANDIDATES),
+        roles=written, seed=seed, candidates=max(2 * n, CANDIDATES),
         primer=tuple(primer), cadence=hi == len(starts) - 1,
     )  # fmt: skip
     result = decode(ckpt, request, progress)
-    before = _onsets(score, tracks, starts[lo], starts[hi])
+    had = _onsets(score, tracks, starts[lo], starts[hi])
+    heard = local_key(tok, before, after)
     spliced = []
     for cand in result.candidates:
         edited = _splice(score, tok.decode(cand.ids), roles, tracks, starts[lo], starts[hi],
                          asked.intensity)  # fmt: skip
         # Candidates that move the span the way the words ask come first ("sparser": fewer
-        # notes than it had), then those nearest the controls, then the likeliest.
-        moved = np.sign(_onsets(edited, tracks, starts[lo], starts[hi]) - before)
-        spliced.append(((asked.intensity == 0 or moved == asked.intensity),
-                        round(cand.adherence, 2), cand.log_likelihood, edited))  # fmt: skip
-    spliced.sort(key=lambda x: x[:3], reverse=True)
-    return [edited for *_, edited in spliced[:n]]
+        # notes than it had), then those that sound best against the tracks kept (the decoder
+        # wrote its own parts beside them), then the infill's own preference.
+        onsets = _onsets(edited, tracks, starts[lo], starts[hi])
+        moved = np.sign(onsets - had)
+        # A sparser span still plays: silence is not what "sparser" asks for.
+        rank = ((asked.intensity == 0 or moved == asked.intensity) and (onsets > 0 or had == 0),
+                round(_consonance(edited, tracks, starts[lo], starts[hi]), 1),
+                *preference(tok, cand, heard, after))  # fmt: skip
+        spliced.append((rank, edited))
+    spliced.sort(key=lambda x: x[0], reverse=True)
+    return [edited for _, edited in spliced[:n]]
+
+
+_CONSONANT = {0, 3, 4, 7, 8, 9}  # semitones mod 12: unisons, thirds, fifths, sixths
+
+
+def _consonance(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> float:
+    """Share of ``tracks``' attacks in [lo, hi) consonant with every pitched note of the other
+    tracks sounding then (1 where nothing else sounds)."""
+    others = [n for i, t in enumerate(score.tracks) if i not in tracks and not t.is_drum
+              for n in t.notes if n.time < hi and n.end > lo]  # fmt: skip
+    good = total = 0
+    for i in tracks:
+        for n in score.tracks[i].notes:
+            if lo <= n.time < hi:
+                total += 1
+                good += all((n.pitch - o.pitch) % 12 in _CONSONANT for o in others
+                            if o.time <= n.time < o.end)  # fmt: skip
+    return good / total if total else 1.0
 
 
 def _onsets(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> int:
@@ -169,15 +227,18 @@ def _meter_at(score: symusic.Score, t: int) -> tuple[int, int]:
     return (ts.numerator, ts.denominator) if ts else (4, 4)
 
 
-def _role_score(score: symusic.Score, roles: dict[int, int]) -> symusic.Score:
+def _role_score(score: symusic.Score, roles: dict[int, tuple[int, ...]]) -> symusic.Score:
     """The pitched parts as one track per role (program = role id), as the tokenizer reads."""
+    parts: dict[int, list] = {}
+    for i, rs in roles.items():
+        notes = list(score.tracks[i].notes)
+        split = _voices(notes) if len(rs) > 1 else {rs[0]: notes}
+        for role, ns in split.items():
+            parts.setdefault(role, []).extend(ns)
     out = symusic.Score(score.ticks_per_quarter)
-    for role in sorted(set(roles.values())):
+    for role in sorted(parts):
         t = symusic.Track(ROLES[role], role, False)
-        for i, r in roles.items():
-            if r == role:
-                t.notes.extend(score.tracks[i].notes)
-        t.notes.sort(key=lambda n: (n.time, n.pitch))
+        t.notes.extend(sorted(parts[role], key=lambda n: (n.time, n.pitch)))
         out.tracks.append(t)
     return out
 
@@ -194,13 +255,20 @@ def _cut(score: symusic.Score, lo: int, hi: int) -> symusic.Score:
     return out
 
 
-def _body(tok, score: symusic.Score, style: str, key: tuple[int, str]) -> list[int]:
-    """Token ids of ``score``'s bars with their measured controls (no header, no EOS)."""
-    if not any(len(t.notes) for t in score.tracks):
-        return []
-    ids = tok.encode(score, style, key)
+def _body(tok, score: symusic.Score, style: str, key: tuple[int, str], bars: int) -> list[int]:
+    """Token ids of ``score``'s ``bars`` bars with their measured controls (no header, no EOS);
+    silent bars at its end are written as bars with no notes, so the count holds."""
+    ids = tok.encode(score, style, key) if any(len(t.notes) for t in score.tracks) else []
     start = ids.index(tok.bar_id) if tok.bar_id in ids else len(ids)
-    return ids[start:-1] if ids and ids[-1] == tok.eos_id else ids[start:]
+    body = ids[start:-1] if ids and ids[-1] == tok.eos_id else ids[start:]
+    missing = bars - body.count(tok.bar_id)
+    if missing <= 0:
+        return body
+    ts = score.time_signatures[0]
+    meter = tok.vocab.get(f"TimeSig_{ts.numerator}/{ts.denominator}")
+    if meter is None:
+        raise ComposerError(None, f"the decoder does not write {ts.numerator}/{ts.denominator}")
+    return body + [tok.bar_id, meter, *tok.control_ids(BarControls(0))] * missing
 
 
 def _splice(score, written, roles, tracks, lo, hi, intensity) -> symusic.Score:
@@ -211,17 +279,20 @@ def _splice(score, written, roles, tracks, lo, hi, intensity) -> symusic.Score:
     by_role = {t.program: t for t in written.tracks}
     for i in tracks:
         track = out.tracks[i]
-        kept, around = [], []
+        kept, around, replaced = [], [], []
         for n in track.notes:  # a note attacked before the span is kept whole, held or not
             if n.time < lo or n.time >= hi:
                 kept.append(n)
                 around.append(n.velocity)
-        level = int(np.median(around)) if around else 80
+            else:
+                replaced.append(n.velocity)
+        # The span's own level (else the track's around it), a step up or down as asked.
+        level = int(np.median(replaced or around)) if replaced or around else 80
         level = int(np.clip(level + intensity * VELOCITY_STEP, 20, 120))
         low, high = playable(track.program)
         new = []
-        source = by_role.get(roles[i])
-        for n in source.notes if source is not None else ():
+        written_notes = [n for r in roles[i] if r in by_role for n in by_role[r].notes]
+        for n in written_notes:
             t = lo + round(n.time * scale)
             if t >= hi:
                 continue

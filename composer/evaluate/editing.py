@@ -1,15 +1,19 @@
 """``composer eval edit``: does a span edit keep the rest, and do its words move the span?
 
-For each score (MIDI files from anywhere: drums, tempo maps and odd meters included), one span
-of four bars is chosen by a seeded draw among the bars where the score's melody (its highest
-pitched part, composer.edit.span.track_roles) plays, inside one meter. The decoder writes the
-melody of that span again twice (composer.edit.span.regenerate): "more intense" and "sparser".
-Each result is checked and measured:
+For each score (MIDI files from anywhere: drums, tempo maps and odd meters included; or
+composer's output folders, whose plan.json the edit reads), one span of four bars (fewer in a
+shorter score) is chosen by a seeded draw among the bars where the score's melody (its highest
+pitched part, composer.edit.span.track_roles) plays, inside one meter. The infill adapter
+writes the melody of that span again (composer.edit.span.regenerate) for each request: "more
+intense", "sparser", and two styles ("in the style of a chorale", "... of a reel"). Each
+result is checked and measured:
 
 - kept: every note outside the span's melody (pitch, onset, duration, velocity, program, drum
   flag, track order), the tempo map, time and key signatures and markers identical;
 - moved: the span's melody onsets and its mean velocity against the original's; "more intense"
-  moves the span when either rises, "sparser" when its onsets fall.
+  moves the span when either rises, "sparser" when its onsets fall; a style request when the
+  style classifier (composer.evaluate.styles) gives the span's melody a higher probability of
+  that style than it gave the original's.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from composer.outputs import atomic_write_text
 from composer.progress import ProgressFn, no_progress
 
 SPAN = 4  # bars
-TARGET = 0.80  # share of trials a request moves the span the way it asks
-REQUESTS = ("more intense", "sparser")
+TARGET = 0.80  # share of trials "more intense" and "sparser" move the span as they ask
+REQUESTS = ("more intense", "sparser", "in the style of a chorale", "in the style of a reel")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Trial:
     request: str
     onsets: tuple[int, int]  # the span's melody onsets before, after
     velocity: tuple[float, float]  # their mean velocity before, after
+    style: tuple[float, float] | None  # a style request: the classifier's probability of it
     moved: bool
     kept: bool  # everything outside the span's melody identical
 
@@ -51,19 +56,29 @@ class EditReport:
         return sum(t.moved for t in mine), len(mine)
 
     def table(self) -> str:
-        lines = [f"{'score':40s} {'bars':>7s} {'request':13s} {'onsets':>9s} {'velocity':>11s} "
-                 f"{'moved':>5s} {'kept':>4s}"]  # fmt: skip
+        lines = [f"{'score':40s} {'bars':>7s} {'request':27s} {'onsets':>9s} {'velocity':>11s} "
+                 f"{'style p':>9s} {'moved':>5s} {'kept':>4s}"]  # fmt: skip
         for t in self.trials:
+            style = f"{t.style[0]:.2f}>{t.style[1]:.2f}" if t.style else ""
             lines.append(
-                f"{t.score[:40]:40s} {t.bars[0]:3d}-{t.bars[1]:<3d} {t.request:13s} "
+                f"{t.score[:40]:40s} {t.bars[0]:3d}-{t.bars[1]:<3d} {t.request:27s} "
                 f"{t.onsets[0]:4d}>{t.onsets[1]:<4d} {t.velocity[0]:5.1f}>{t.velocity[1]:<5.1f} "
-                f"{'yes' if t.moved else 'no':>5s} {'yes' if t.kept else 'NO':>4s}"
+                f"{style:>9s} {'yes' if t.moved else 'no':>5s} {'yes' if t.kept else 'NO':>4s}"
             )
         lines.append("")
-        for request in REQUESTS:
+        for request in REQUESTS[:2]:
             met, n = self.rate(request)
             lines.append(f"{request!r} moves the span: {met}/{n} ({met / max(n, 1):.0%}; target "
                          f"{TARGET:.0%})")  # fmt: skip
+        for request in REQUESTS[2:]:
+            p = np.array([t.style for t in self.trials if t.request == request]).reshape(-1, 2)
+            lines.append(f"{request!r}: the classifier's mean probability of the style "
+                         f"{p[:, 0].mean():.3f} before, {p[:, 1].mean():.3f} after; it rose in "
+                         f"{(p[:, 1] > p[:, 0]).sum()}, fell in {(p[:, 1] < p[:, 0]).sum()} "
+                         f"of {len(p)}")  # fmt: skip
+        more = [t for t in self.trials if t.request == REQUESTS[0]]
+        denser = sum(t.onsets[1] > t.onsets[0] for t in more)
+        lines.append(f"'more intense' raises the span's onsets: {denser}/{len(more)}")
         kept = sum(t.kept for t in self.trials)
         lines.append(f"everything outside the span kept: {kept}/{len(self.trials)}")
         lines += [f"skipped: {s}" for s in self.skipped]
@@ -73,65 +88,115 @@ class EditReport:
 def eval_edit(
     files: list[str | Path],
     *,
-    trials: int = 20,
+    trials: int = 0,
     seed: int = 0,
     out: str | Path | None = None,
     progress: ProgressFn = no_progress,
 ) -> EditReport:
-    """Edit a span of each of the first ``trials`` usable ``files`` (sorted) with each request
-    of REQUESTS; ``out``: a folder for edit.txt and edit.json."""
-    from composer.edit.span import regenerate, track_roles
+    """Edit a span of each usable score of ``files`` (MIDI files or composer output folders,
+    sorted; ``trials`` > 0: the first that many) with each request of REQUESTS; ``out``: a
+    folder for edit.txt and edit.json."""
+    from composer.edit.editor import folder_plan
+    from composer.edit.span import track_roles
+    from composer.evaluate.styles import StyleClassifier
+    from composer.model.checkpoint import cached_checkpoint
     from composer.music.midi import bar_lines, read_score
 
+    classifier = StyleClassifier.load()
+    tok = cached_checkpoint().tokenizer
     report = EditReport()
     rng = np.random.default_rng(seed)
+    paths = sorted(Path(f) for f in files)
     used = 0
-    for path in sorted(Path(f) for f in files):
-        if used == trials:
+    for k, path in enumerate(paths):
+        if used == trials > 0:
             break
-        progress("eval edit", used, trials)
+        progress("eval edit", k, len(paths))
+        midi = path / "score.mid" if path.is_dir() else path
+        name = f"{path.name}/score.mid" if path.is_dir() else path.name
         try:
-            score = read_score(path)
+            score = read_score(midi)
             roles = track_roles(score)
             if not roles:
-                raise ComposerError(path, "has no pitched notes")
-            melody = next(i for i, r in roles.items() if r == 0)
+                raise ComposerError(midi, "has no pitched notes")
+            melody = next(i for i, r in roles.items() if 0 in r)
             lines = bar_lines(score)
-            lo = _span_start(score, melody, lines, rng)
+            lo, span = _span_start(score, melody, lines, rng)
         except ComposerError as e:
-            report.skipped.append(f"{path.name}: {e.problem}")
+            report.skipped.append(f"{name}: {e.problem}")
+            continue
+        plan = folder_plan(midi.parent) if path.is_dir() else None
+        try:
+            report.trials += _trials(
+                score, name, melody, lo, span, lines, plan, seed, classifier, tok
+            )
+        except ComposerError as e:  # a request the decoder cannot serve (a meter it lacks)
+            report.skipped.append(f"{name}: {e.problem}")
             continue
         used += 1
-        start, stop = lines[lo], lines[lo + SPAN]
-        for request in REQUESTS:
-            (edited,) = regenerate(score, (lo, lo + SPAN), [melody], request, seed, 1,
-                                   starts=lines)  # fmt: skip
-            before, after = _span(score, melody, start, stop), _span(edited, melody, start, stop)
-            more = request == "more intense"
-            moved = (after[0] > before[0] or after[1] > before[1]) if more else after[0] < before[0]
-            report.trials.append(Trial(path.name, (lo + 1, lo + SPAN), request,
-                                       (before[0], after[0]), (before[1], after[1]), moved,
-                                       _kept(score, edited, melody, start, stop)))  # fmt: skip
-    progress("eval edit", trials, trials)
+    progress("eval edit", len(paths), len(paths))
     if out is not None:
         atomic_write_text(Path(out) / "edit.txt", report.table() + "\n")
         atomic_write_text(Path(out) / "edit.json", json.dumps(asdict(report), indent=1))
     return report
 
 
-def _span_start(score, melody: int, lines: list[int], rng) -> int:
-    """A first bar (0-based) of SPAN bars in one meter where the melody plays in each."""
+def _trials(score, name, melody, lo, span, lines, plan, seed, classifier, tok) -> list[Trial]:
+    """One trial per request of REQUESTS on the melody of bars [lo, lo + span)."""
+    from composer.edit.span import regenerate
+    from composer.music.qualities import forms
+
+    start, stop = lines[lo], lines[lo + span]
+    out = []
+    for request in REQUESTS:
+        (edited,) = regenerate(score, (lo, lo + span), [melody], request, seed, 1, plan=plan,
+                               starts=lines)  # fmt: skip
+        before, after = _span(score, melody, start, stop), _span(edited, melody, start, stop)
+        style = None
+        if request == REQUESTS[0]:
+            moved = after[0] > before[0] or after[1] > before[1]
+        elif request == REQUESTS[1]:
+            moved = after[0] < before[0]
+        else:
+            target = classifier.styles.index(forms()[request.split()[-1]].style)
+            style = tuple(_style_p(classifier, tok, s, melody, start, stop, target)
+                          for s in (score, edited))  # fmt: skip
+            moved = style[1] > style[0]
+        out.append(Trial(name, (lo + 1, lo + span), request, (before[0], after[0]),
+                         (before[1], after[1]), style, moved,
+                         _kept(score, edited, melody, start, stop)))  # fmt: skip
+    return out
+
+
+def _span_start(score, melody: int, lines: list[int], rng) -> tuple[int, int]:
+    """A first bar (0-based) and a length (SPAN bars, fewer in a short score) of bars in one
+    meter where the melody plays in each."""
     changes = {ts.time for ts in score.time_signatures}
     onsets = np.array([n.time for n in score.tracks[melody].notes])
-    ok = []
-    for b in range(len(lines) - 1 - SPAN):
-        inside = [((onsets >= lines[k]) & (onsets < lines[k + 1])).any() for k in
-                  range(b, b + SPAN)]  # fmt: skip
-        if all(inside) and not any(lines[b] < t < lines[b + SPAN] for t in changes):
-            ok.append(b)
-    if not ok:
-        raise ComposerError(None, f"no {SPAN} bars in one meter where the melody plays in each")
-    return int(rng.choice(ok))
+    plays = [((onsets >= lines[k]) & (onsets < lines[k + 1])).any() for k in
+             range(len(lines) - 1)]  # fmt: skip
+    for span in range(SPAN, 0, -1):
+        ok = [b for b in range(len(lines) - span) if all(plays[b : b + span])
+              and not any(lines[b] < t < lines[b + span] for t in changes)]  # fmt: skip
+        if ok:
+            return int(rng.choice(ok)), span
+    raise ComposerError(None, "the melody plays in no bar")
+
+
+def _style_p(classifier, tok, score: symusic.Score, track: int, lo: int, hi: int, target: int):
+    """The classifier's probability of style ``target`` for ``track``'s notes in [lo, hi)."""
+    from composer.evaluate.styles import excerpt_features
+
+    one = symusic.Score(score.ticks_per_quarter)
+    sigs = [ts for ts in score.time_signatures if ts.time <= lo]
+    num, den = (sigs[-1].numerator, sigs[-1].denominator) if sigs else (4, 4)
+    one.time_signatures.append(symusic.TimeSignature(0, num, den))
+    part = symusic.Track("melody", 0, False)
+    part.notes.extend(symusic.Note(n.time - lo, min(n.duration, hi - n.time), n.pitch, 80)
+                      for n in score.tracks[track].notes if lo <= n.time < hi)  # fmt: skip
+    one.tracks.append(part)
+    ids = tok.encode(one, "other", (0, "major"))
+    return float(classifier.probabilities(excerpt_features(tok, ids))[0, target])
 
 
 def _span(score: symusic.Score, track: int, lo: int, hi: int) -> tuple[int, float]:

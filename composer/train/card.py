@@ -151,6 +151,19 @@ def write_adapter_card(folder: str | Path, name: str | None = None) -> Path:
             f"- Validation loss with another window's instruction: "
             f"{info.get('mismatched_val_loss', '?')} nats/token (what the instruction is worth)",
         ]
+    elif info.get("layout"):  # the infill adapter (composer.train.infill)
+        lines += [
+            "Infilling: a LoRA adapter that writes bars between the bars around them, trained on "
+            "fill-in-the-middle spans of 1-8 bars of the corpus cache's training pieces, laid "
+            "out as `BOS Style Key <bars after> EOS <bars before> <span>` (composer/model/"
+            "infill.py); the loss is on the span's tokens alone.",
+            "",
+            "- Use: `composer edit SCORE --bars 9-12 --prompt TEXT` (composer.edit.span)",
+            "- Remake: `composer train --infill --force --minutes "
+            f"{info.get('train_config', {}).get('max_minutes', 50):g}`",
+            f"- Validation spans: {info.get('val_spans', '?')}; the base's figure below reads "
+            "them in the same layout, untrained for it",
+        ]
     else:
         style = info.get("style", name)
         pieces = info.get("pieces", {})

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,12 +99,16 @@ def train(
     progress: ProgressFn = no_progress,
     model: torch.nn.Module | None = None,
     save: Callable[[torch.nn.Module, dict], None] | None = None,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    validate: Callable[[torch.nn.Module], float] | None = None,
 ) -> TrainResult:
     """Train a decoder on ``cache`` and save the checkpoint folder ``out``.
 
     ``model`` replaces the fresh one (a peft-wrapped base: only its trainable parameters are
     optimised), and ``save(model, info)`` replaces writing a checkpoint to ``out`` (the
-    resumable state still goes beside ``out``).
+    resumable state still goes beside ``out``). ``batches`` ((input_ids, labels) pairs)
+    replace the cache's random windows, and ``validate(model)`` (nats per token) the loss on
+    its validation windows: the infill adapter trains on its own layout (composer.train.infill).
     """
     from accelerate import Accelerator
 
@@ -154,9 +158,15 @@ def train(
         saved = json.loads((state_dir / "step.json").read_text())
         step, history = saved["step"], saved["history"]
         log.info("resumed at step %d", step)
-    sampler = WindowSampler(cache, tokenizer, config.seq_len, seed=config.seed + step)
-    batches = sampler.batches(config.batch_size)
-    val = eval_windows(cache, "val", config.seq_len)
+    if batches is None:
+        sampler = WindowSampler(cache, tokenizer, config.seq_len, seed=config.seed + step)
+        batches = sampler.batches(config.batch_size)
+    if validate is None:
+        val = eval_windows(cache, "val", config.seq_len)
+
+        def validate(m: torch.nn.Module) -> float:
+            return evaluate(m, val, tokenizer.pad_id, autocast=config.mixed_precision == "bf16")
+
     eval_every = max(1, round(config.eval_every_epochs * steps_per_epoch))
     start = time.monotonic()
     model.train()
@@ -195,12 +205,7 @@ def train(
         minutes = (time.monotonic() - start) / 60
         out_of_time = config.max_minutes and minutes >= config.max_minutes
         if step % eval_every == 0 or step == total_steps or out_of_time:
-            v = evaluate(
-                acc.unwrap_model(model),
-                val,
-                tokenizer.pad_id,
-                autocast=config.mixed_precision == "bf16",
-            )
+            v = validate(acc.unwrap_model(model))
             history.append(
                 {
                     "step": step,

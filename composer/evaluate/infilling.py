@@ -1,0 +1,254 @@
+"""``composer eval infill``: does the infill adapter use the bars after a span?
+
+On spans of held-out corpus pieces (composer.train.infill's draw, seeded, untransposed):
+
+- loss: nats per token of the span's own tokens, the same tokens in every row: the infill
+  adapter reading the bars after and before the span; the same adapter with the bars after
+  withheld; the base decoder continuing from the bars before (what the edit stage did before
+  the adapter); and the best Kneser-Ney n-gram (orders 3 to 5, fitted on the training split)
+  continuing from the same bars.
+- seams: four-bar spans with bars on both sides are written again by the adapter and by the
+  base's continuation, and measured where they meet the score: the melody's interval into
+  and out of the span (semitones), the onset gap across each seam (quarter notes from the
+  last attack before the bar line to the first one after it), and the share of spans whose
+  notes fit the piece's key best. The corpus's own spans give the figures at the same places.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from composer.model.checkpoint import load_checkpoint
+from composer.model.infill import ADAPTER, CANDIDATES, local_key, pitch_classes, preference
+from composer.music.keys import find_key
+from composer.paths import DEFAULT_MODEL
+from composer.progress import ProgressFn, log, no_progress
+from composer.tokens import ScoreTokenizer
+from composer.tokens.tokenizer import PITCH, POSITION, PROGRAM, TIMESIG
+from composer.types import GenerationRequest
+
+SEAM_BARS = 4
+TOLERANCE = 0.15  # seam figures within 15% of the corpus's
+FIGURES = ("into", "out of", "gap in", "gap out", "in key")
+
+
+@dataclass
+class Seams:
+    """Mean seam figures over spans (each mean over the spans where it is defined)."""
+
+    into: float  # |semitones|: the melody's last note before the span to its first in it
+    out_of: float  # its last in the span to its first after it
+    gap_in: float  # quarter notes between the last attack before the span and the first in it
+    gap_out: float  # the same across the span's end
+    in_key: float  # share of spans whose notes fit the piece's key best
+    spans: int
+
+    def values(self) -> tuple[float, ...]:
+        return (self.into, self.out_of, self.gap_in, self.gap_out, self.in_key)
+
+
+@dataclass
+class InfillEval:
+    split: str
+    spans: int
+    tokens: int
+    loss: list[tuple[str, float]] = field(default_factory=list)  # (row, nats/token)
+    # corpus; infill and continuation, each by its first candidate and by the edit's choice
+    seams: dict[str, Seams] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def within(self, name: str) -> list[bool]:
+        """Per figure: ``name``'s seam figure within TOLERANCE of the corpus's."""
+        ref = self.seams["corpus"].values()
+        return [abs(v - r) <= TOLERANCE * abs(r) for v, r in
+                zip(self.seams[name].values(), ref, strict=True)]  # fmt: skip
+
+    def table(self) -> str:
+        loss = dict(self.loss)
+        lines = [
+            f"held-out split {self.split!r}: {self.spans} spans of 1-8 bars, {self.tokens} span "
+            "tokens, the same in every row",
+            f"{'model':58s} {'nats/token':>10s}",
+            *(f"{name:58s} {nll:10.4f}" for name, nll in self.loss),
+        ]
+        fill, cont = loss[_INFILL], loss[_CONTINUE]
+        verdict = "lower" if fill < cont else "NOT lower"
+        lines.append(f"infilling's loss is {verdict} than continuation's: {fill:.4f} vs "
+                     f"{cont:.4f} ({(cont - fill) / cont:+.1%})")  # fmt: skip
+        if self.seams:
+            n = self.seams["corpus"].spans
+            lines += ["", f"seams of {n} {SEAM_BARS}-bar spans with bars on both sides "
+                      f"(target: within {TOLERANCE:.0%} of the corpus)",
+                      f"{'':20s}" + "".join(f"{f:>10s}" for f in FIGURES)]  # fmt: skip
+            for name, s in self.seams.items():
+                row = f"{name:20s}" + "".join(f"{v:10.2f}" for v in s.values())
+                if name != "corpus":
+                    ok = self.within(name)
+                    row += f"   within 15%: {sum(ok)}/{len(ok)}"
+                lines.append(row)
+            lines.append("into/out of: mean |semitones| of the melody across each seam; gap "
+                         "in/out: mean quarter notes between attacks across each seam; in "
+                         "key: share of spans whose notes fit the piece's key best; 1st: the "
+                         f"first of {CANDIDATES} candidates decoded; edit: the one the edit "
+                         "stage keeps (melody connected to the bars after, in the key of the "
+                         "bars around it, nearest the controls)")  # fmt: skip
+        lines.append(f"({self.seconds / 60:.1f} min)")
+        return "\n".join(lines)
+
+
+_INFILL = "infill adapter, bars after and before"
+_CONTINUE = "base decoder, continuing from the bars before"
+
+
+def eval_infill(
+    model: str | Path = DEFAULT_MODEL,
+    cache: str | Path | None = None,
+    split: str = "test",
+    spans: int = 512,
+    seam_spans: int = 96,
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
+) -> InfillEval:
+    """Score the infill adapter, the base's continuation and the n-gram on the same spans, and
+    write ``seam_spans`` spans again with the adapter and with continuation."""
+    from composer.model.adapters import adapter_path, merge_adapter
+    from composer.train.data import TokenCache
+    from composer.train.infill import examples, span_nll
+    from composer.train.ngram import KneserNey
+
+    start = time.perf_counter()
+    base = load_checkpoint(model)
+    tok = base.tokenizer
+    filled = merge_adapter(base, adapter_path(model, ADAPTER))
+    data = TokenCache.load(cache, tok)
+    data.check_trained_with(base.info, model)
+    length = base.spec.context
+    exs = examples(data, tok, split, spans, length, seed)
+    report = InfillEval(split, len(exs), sum(len(e.span) for e in exs))
+    rows = [
+        (_INFILL, filled.model, [e.infill(tok.eos_id) for e in exs]),
+        ("infill adapter, bars after withheld", filled.model,
+         [e.infill(tok.eos_id, after=False) for e in exs]),
+        (_CONTINUE, base.model, [e.continuation() for e in exs]),
+    ]  # fmt: skip
+    steps = len(rows) + 3 + 2 * seam_spans
+    for k, (name, m, batch) in enumerate(rows, 1):
+        report.loss.append((name, span_nll(m, batch, tok.pad_id)))
+        progress("eval infill", k, steps)
+    train = [data.ids(p) for p in data.split("train")]
+    best = None
+    for n in (3, 4, 5):
+        lm = KneserNey(n, len(tok)).fit(train)
+        nll = _ngram_span_nll(lm, [e.continuation() for e in exs])
+        log.info("Kneser-Ney %d-gram: %.4f", n, nll)
+        best = min(best or (n, nll), (n, nll), key=lambda x: x[1])
+        progress("eval infill", len(rows) + n - 2, steps)
+    del lm, train
+    report.loss.append((f"Kneser-Ney {best[0]}-gram, continuing from the bars before", best[1]))
+    if seam_spans:
+        inner = examples(data, tok, split, seam_spans, length, seed + 1,
+                         span_bars=(SEAM_BARS,), inside=True)  # fmt: skip
+        report.seams["corpus"] = _seams(tok, inner, [e.span for e in inner])
+        done = len(rows) + 3
+        for name, ckpt, infill in (("infill", filled, True), ("continuation", base, False)):
+            first, chosen = [], []
+            for k, e in enumerate(inner):
+                one, best = _write(ckpt, tok, e, infill, seed + k)
+                first.append(one)
+                chosen.append(best)
+                done += 1
+                progress("eval infill", done, steps)
+            report.seams[f"{name}, 1st"] = _seams(tok, inner, first)
+            report.seams[f"{name}, edit"] = _seams(tok, inner, chosen)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _ngram_span_nll(lm, rows: list[tuple[np.ndarray, int]]) -> float:
+    total, count = 0.0, 0
+    for ids, start in rows:
+        lp = lm.log_probs(ids)[start - 1 :]  # log_probs[t] predicts token t + 1
+        total -= float(lp.sum())
+        count += len(lp)
+    return total / max(count, 1)
+
+
+def _write(ckpt, tok: ScoreTokenizer, e, infill: bool, seed: int) -> tuple[list[int], list[int]]:
+    """The span of example ``e`` written again, by the infill layout or after the bars before
+    it alone, with the corpus span's own bar controls: the first candidate decoded, and the
+    one of CANDIDATES the edit stage would keep (composer.model.infill.preference)."""
+    from composer.model.decode import decode
+
+    body = [i for i in e.span if i != tok.eos_id]
+    sig = next(i for i in body if tok.kind[i] == TIMESIG)
+    meter = (int(tok.value[sig]) // 100, int(tok.value[sig]) % 100)
+    roles = sorted({int(tok.value[i]) for i in e.before + e.span + e.after
+                    if tok.kind[i] == PROGRAM})  # fmt: skip
+    primer = (e.after + [tok.eos_id] + e.before) if infill else e.before
+    key = _key(tok, e.header[2])
+    req = GenerationRequest(
+        style=tok.spec.styles[int(tok.value[e.header[1]])], key=key, meter=meter,
+        controls=tuple(tok.measure_controls(body, n_roles_hint=len(roles))),
+        roles=tuple(roles), cadence=False, seed=seed, candidates=CANDIDATES,
+        primer=tuple(primer),
+    )  # fmt: skip
+    cands = decode(ckpt, req).candidates
+    heard = local_key(tok, e.before, e.after)
+    best = max(cands, key=lambda c: preference(tok, c, heard, e.after))
+    return [[i for i in c.ids[3:] if i != tok.eos_id] for c in (cands[0], best)]
+
+
+def _key(tok: ScoreTokenizer, key_id: int) -> tuple[int, str]:
+    from composer.music.keys import MAJOR_KEYS
+
+    k = int(tok.value[key_id])
+    return (k % 12, "major" if k < len(MAJOR_KEYS) else "minor")
+
+
+def _events(tok: ScoreTokenizer, body: list[int]) -> tuple[list[tuple[int, int, int]], int]:
+    """(onset, role, pitch) of every note of ``body`` in tokenizer steps from its first bar
+    line, and the length of its bars in steps."""
+    spb = tok.steps_per_beat
+    out, bar_start, bar_len, pos, role = [], 0, 0, 0, 0
+    started = False
+    for i in body:
+        k = tok.kind[i]
+        if i == tok.bar_id:
+            bar_start += bar_len if started else 0
+            started, pos = True, 0
+        elif k == TIMESIG:
+            bar_len = round(float(tok.beats[i]) * spb)
+        elif k == POSITION:
+            pos = int(tok.value[i])
+        elif k == PROGRAM:
+            role = int(tok.value[i])
+        elif k == PITCH:
+            out.append((bar_start + pos, role, int(tok.value[i])))
+    return out, bar_start + bar_len
+
+
+def _seams(tok: ScoreTokenizer, exs, spans: list[list[int]]) -> Seams:
+    spb = tok.steps_per_beat
+    into, out_of, gap_in, gap_out, in_key = [], [], [], [], []
+    for e, span in zip(exs, spans, strict=True):
+        before, before_len = _events(tok, e.before)
+        inside, span_len = _events(tok, [i for i in span if i != tok.eos_id])
+        after, _ = _events(tok, e.after)
+        melody = min((r for _, r, _ in before + inside + after), default=0)
+        mel = [[p for _, r, p in part if r == melody] for part in (before, inside, after)]
+        if mel[0] and mel[1]:
+            into.append(abs(mel[1][0] - mel[0][-1]))
+        if mel[1] and mel[2]:
+            out_of.append(abs(mel[2][0] - mel[1][-1]))
+        if before and inside:
+            gap_in.append((before_len - before[-1][0] + inside[0][0]) / spb)
+        if inside and after:
+            gap_out.append((span_len - inside[-1][0] + after[0][0]) / spb)
+        if inside:
+            in_key.append(tuple(find_key(pitch_classes(tok, span))) == _key(tok, e.header[2]))
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    return Seams(mean(into), mean(out_of), mean(gap_in), mean(gap_out), mean(in_key), len(exs))
