@@ -116,8 +116,7 @@ def test_train_and_evaluate_an_infill_adapter(cache, tok, tiny_checkpoint, tmp_p
     shutil.copytree(tiny_checkpoint, model)
     config = InfillTrainConfig(
         train=TrainConfig(seq_len=256, batch_size=2, lr=2e-3, warmup_steps=2, epochs=0.2,
-                          eval_every_epochs=0.1, checkpoint_every_steps=10**9,
-                          mixed_precision="no"),
+                          eval_every_epochs=0.1, checkpoint_every_steps=10**9),
         val_examples=8,
     )  # fmt: skip
     res = train_infill(model=model, cache=cache.folder, config=config)
