@@ -91,17 +91,21 @@ def _voices(notes) -> dict[int, list]:
     out: dict[int, list] = {MELODY: [], INNER: [], BASS: []}
     active: list = []
     order = sorted(notes, key=lambda n: (n.time, n.pitch))
-    for k, n in enumerate(order):
-        if k == 0 or n.time != order[k - 1].time:  # a new attack: what sounds from before
-            active = [a for a in active if a.time + a.duration > n.time]
-            group = [g for g in order[k:] if g.time == n.time]
-            sounding = [a.pitch for a in active] + [g.pitch for g in group]
-            top, bottom = max(sounding), min(sounding)
-            active += group
-        alone = top == bottom
-        role = ((MELODY if n.pitch >= middle else BASS) if alone else
-                MELODY if n.pitch == top else BASS if n.pitch == bottom else INNER)  # fmt: skip
-        out[role].append(n)
+    k = 0
+    while k < len(order):  # one attack (the notes starting together) at a time
+        j = k
+        while j < len(order) and order[j].time == order[k].time:
+            j += 1
+        group = order[k:j]
+        active = [a for a in active if a.end > group[0].time] + group  # what sounds now
+        top, bottom = max(a.pitch for a in active), min(a.pitch for a in active)
+        for n in group:
+            if top == bottom:
+                role = MELODY if n.pitch >= middle else BASS
+            else:
+                role = MELODY if n.pitch == top else BASS if n.pitch == bottom else INNER
+            out[role].append(n)
+        k = j
     return out
 
 

@@ -72,6 +72,8 @@ class EditReport:
                          f"{TARGET:.0%})")  # fmt: skip
         for request in REQUESTS[2:]:
             p = np.array([t.style for t in self.trials if t.request == request]).reshape(-1, 2)
+            if not len(p):
+                continue
             lines.append(f"{request!r}: the classifier's mean probability of the style "
                          f"{p[:, 0].mean():.3f} before, {p[:, 1].mean():.3f} after; it rose in "
                          f"{(p[:, 1] > p[:, 0]).sum()}, fell in {(p[:, 1] < p[:, 0]).sum()} "

@@ -23,12 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from composer.model.checkpoint import load_checkpoint
-from composer.model.infill import ADAPTER, CANDIDATES, local_key, pitch_classes, preference
+from composer.model.infill import (
+    ADAPTER,
+    CANDIDATES,
+    local_key,
+    notes,
+    pitch_classes,
+    preference,
+)  # fmt: skip
 from composer.music.keys import find_key
 from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import PITCH, POSITION, PROGRAM, TIMESIG
+from composer.tokens.tokenizer import PROGRAM, TIMESIG
 from composer.types import GenerationRequest
 
 SEAM_BARS = 4
@@ -189,9 +196,9 @@ def _write(ckpt, tok: ScoreTokenizer, e, infill: bool, seed: int) -> tuple[list[
     roles = sorted({int(tok.value[i]) for i in e.before + e.span + e.after
                     if tok.kind[i] == PROGRAM})  # fmt: skip
     primer = (e.after + [tok.eos_id] + e.before) if infill else e.before
-    key = _key(tok, e.header[2])
+    style, key = tok.read_header(e.header)
     req = GenerationRequest(
-        style=tok.spec.styles[int(tok.value[e.header[1]])], key=key, meter=meter,
+        style=style, key=key, meter=meter,
         controls=tuple(tok.measure_controls(body, n_roles_hint=len(roles))),
         roles=tuple(roles), cadence=False, seed=seed, candidates=CANDIDATES,
         primer=tuple(primer),
@@ -202,44 +209,15 @@ def _write(ckpt, tok: ScoreTokenizer, e, infill: bool, seed: int) -> tuple[list[
     return [[i for i in c.ids[3:] if i != tok.eos_id] for c in (cands[0], best)]
 
 
-def _key(tok: ScoreTokenizer, key_id: int) -> tuple[int, str]:
-    from composer.music.keys import MAJOR_KEYS
-
-    k = int(tok.value[key_id])
-    return (k % 12, "major" if k < len(MAJOR_KEYS) else "minor")
-
-
-def _events(tok: ScoreTokenizer, body: list[int]) -> tuple[list[tuple[int, int, int]], int]:
-    """(onset, role, pitch) of every note of ``body`` in tokenizer steps from its first bar
-    line, and the length of its bars in steps."""
-    spb = tok.steps_per_beat
-    out, bar_start, bar_len, pos, role = [], 0, 0, 0, 0
-    started = False
-    for i in body:
-        k = tok.kind[i]
-        if i == tok.bar_id:
-            bar_start += bar_len if started else 0
-            started, pos = True, 0
-        elif k == TIMESIG:
-            bar_len = round(float(tok.beats[i]) * spb)
-        elif k == POSITION:
-            pos = int(tok.value[i])
-        elif k == PROGRAM:
-            role = int(tok.value[i])
-        elif k == PITCH:
-            out.append((bar_start + pos, role, int(tok.value[i])))
-    return out, bar_start + bar_len
-
-
 def _seams(tok: ScoreTokenizer, exs, spans: list[list[int]]) -> Seams:
     spb = tok.steps_per_beat
     into, out_of, gap_in, gap_out, in_key = [], [], [], [], []
     for e, span in zip(exs, spans, strict=True):
-        before, before_len = _events(tok, e.before)
-        inside, span_len = _events(tok, [i for i in span if i != tok.eos_id])
-        after, _ = _events(tok, e.after)
-        melody = min((r for _, r, _ in before + inside + after), default=0)
-        mel = [[p for _, r, p in part if r == melody] for part in (before, inside, after)]
+        before, before_len = notes(tok, e.before)
+        inside, span_len = notes(tok, span)
+        after, _ = notes(tok, e.after)
+        melody = min((r for _, r, _, _ in before + inside + after), default=0)
+        mel = [[p for _, r, p, _ in part if r == melody] for part in (before, inside, after)]
         if mel[0] and mel[1]:
             into.append(abs(mel[1][0] - mel[0][-1]))
         if mel[1] and mel[2]:
@@ -249,6 +227,6 @@ def _seams(tok: ScoreTokenizer, exs, spans: list[list[int]]) -> Seams:
         if inside and after:
             gap_out.append((span_len - inside[-1][0] + after[0][0]) / spb)
         if inside:
-            in_key.append(tuple(find_key(pitch_classes(tok, span))) == _key(tok, e.header[2]))
+            in_key.append(tuple(find_key(pitch_classes(tok, span))) == tok.read_header(e.header)[1])
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     return Seams(mean(into), mean(out_of), mean(gap_in), mean(gap_out), mean(in_key), len(exs))

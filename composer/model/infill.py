@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from composer.music.keys import find_key
-from composer.tokens.tokenizer import DURATION, PITCH, PROGRAM
+from composer.tokens.tokenizer import DURATION, PITCH, POSITION, PROGRAM, TIMESIG
 
 ADAPTER = "infill"
 NEAR = 8  # bars each side offered to the layout, which cuts them to its token budgets
@@ -52,24 +52,32 @@ def context(before: list[int], after: list[int], bar_id: int, eos_id: int) -> li
     return near_after + [eos_id] + near_before
 
 
-def _notes(tok, ids: list[int]) -> list[tuple[int, int, int]]:
-    """(role, pitch, duration in steps) of every note of ``ids``, in stream order."""
-    out, role = [], 0
+def notes(tok, ids: list[int]) -> tuple[list[tuple[int, int, int, int]], int]:
+    """(onset, role, pitch, duration) of every note of ``ids`` (whole bars), onsets and
+    durations in tokenizer steps from the first bar line, and the length of its bars."""
+    out, bar_start, bar_len, pos, role, started = [], 0, 0, 0, 0, False
     for i in ids:
         k = tok.kind[i]
-        if k == PROGRAM:
+        if i == tok.bar_id:
+            bar_start += bar_len if started else 0
+            started, pos = True, 0
+        elif k == TIMESIG:
+            bar_len = round(float(tok.beats[i]) * tok.steps_per_beat)
+        elif k == POSITION:
+            pos = int(tok.value[i])
+        elif k == PROGRAM:
             role = int(tok.value[i])
         elif k == PITCH:
-            out.append([role, int(tok.value[i]), 1])
+            out.append([bar_start + pos, role, int(tok.value[i]), 1])
         elif k == DURATION and out:
-            out[-1][2] = max(1, int(tok.ticks[i]))
-    return [tuple(n) for n in out]
+            out[-1][3] = max(1, int(tok.ticks[i]))
+    return [tuple(n) for n in out], bar_start + bar_len
 
 
 def pitch_classes(tok, ids: list[int]) -> np.ndarray:
     """(12,) duration-weighted pitch classes of the notes of ``ids``."""
     weights = np.zeros(12)
-    for _, pitch, duration in _notes(tok, ids):
+    for _, _, pitch, duration in notes(tok, ids)[0]:
         weights[pitch % 12] += duration
     return weights
 
@@ -82,8 +90,8 @@ def local_key(tok, before: list[int], after: list[int]) -> tuple[int, str]:
 def melody_exit(tok, span: list[int], after: list[int]) -> int | None:
     """Semitones from the span's last melody note to the first melody note of the bars after
     it (the melody: the lowest role either writes), or None where either has none."""
-    inside = [(r, p) for r, p, _ in _notes(tok, span)]
-    later = [(r, p) for r, p, _ in _notes(tok, after)]
+    inside = [(r, p) for _, r, p, _ in notes(tok, span)[0]]
+    later = [(r, p) for _, r, p, _ in notes(tok, after)[0]]
     if not inside or not later:
         return None
     melody = min(r for r, _ in inside + later)

@@ -93,9 +93,7 @@ def reference_from_ids(piece_id: str, ids, tok: ScoreTokenizer) -> Reference:
     ids = tuple(int(i) for i in ids)
     if len(ids) < HEADER or tok.kind[ids[1]] != STYLE or tok.kind[ids[2]] != KEY:
         raise ComposerError(piece_id, "not an encoded piece (no BOS Style Key header)")
-    style = tok.spec.styles[int(tok.value[ids[1]])]
-    k = int(tok.value[ids[2]])  # index into MAJOR_KEYS + MINOR_KEYS
-    return Reference(piece_id, style, (k % 12, "minor" if k >= 12 else "major"), ids)
+    return Reference(piece_id, *tok.read_header(ids), ids)
 
 
 def reference_from_piece(piece, tok: ScoreTokenizer) -> Reference:

@@ -213,6 +213,11 @@ class ScoreTokenizer:
         return [self.bos_id, self.vocab[f"Style_{style}"],
                 self.vocab[f"Key_{key_name(*key)}"]]  # fmt: skip
 
+    def read_header(self, ids) -> tuple[str, tuple[int, str]]:
+        """The style and key of a stream's header (BOS Style Key)."""
+        k = int(self.value[ids[2]])  # an index into MAJOR_KEYS + MINOR_KEYS
+        return self.spec.styles[int(self.value[ids[1]])], (k % 12, "minor" if k >= 12 else "major")
+
     def control_ids(self, c: BarControls) -> list[int]:
         """The control tokens that follow a bar's TimeSig."""
         out = [self.section_id] if c.section else []
