@@ -415,6 +415,7 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float = 0.95
     key_penalty: float = 3.0
+    scale: tuple[int, ...] | None = None  # degrees the key bias keeps to (None: the key's own)
     cadence: bool = True  # end on the tonic triad, the bass on the tonic
     seed: int = 0
     candidates: int = 4
@@ -427,6 +428,10 @@ class GenerationRequest:
     register_well: float = 0.0
     # Guidance away from a neighbouring style (a style adapter's, composer.model.adapters).
     contrast: StyleContrast | None = None
+    # Notes written as given, per bar: (position, their Program Pitch Velocity Duration
+    # tokens) in position order (constraints.ScoreGrammar). An edit's kept parts, read by the
+    # voices the decoder writes around them.
+    kept: tuple[tuple[tuple[int, tuple[int, ...]], ...], ...] = ()
 
     @property
     def bars(self) -> int:

@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 import symusic
 from conftest import SHARED_MEDIA
@@ -19,6 +20,7 @@ from composer.edit.editor import accept, edit, redo, undo
 from composer.errors import ComposerError
 from composer.music.midi import bar_lines, bar_starts, read_score
 from composer.outputs import MARKER, write_marker
+from composer.tokens.tokenizer import PITCH, PROGRAM, TIMESIG
 
 TPQ = 480
 BAR = 3 * TPQ  # a bar of 3/4 and of 6/8 alike
@@ -207,16 +209,38 @@ def test_transposing_some_bars_of_some_tracks_leaves_the_rest_alone():
 def test_a_change_to_the_minor_lowers_the_third_sixth_and_seventh():
     s = composed()
     out = transforms.change_key(s, "C minor")
-    moved = {64: 63, 69: 68, 71: 70}  # E, A, B; the chromatic E flat stays
+    # Every line here climbs A B C, so its sixth and seventh stay raised (the melodic minor),
+    # but for the melody's last note, an A that leads nowhere; E goes to E flat; the chromatic
+    # E flat stays.
     for i in (MELODY, HARMONY, BASS):
+        notes = s.tracks[i].notes
         assert [n.pitch for n in out.tracks[i].notes] == [
-            moved.get(n.pitch % 12 + 60, n.pitch % 12 + 60) - 60 + 12 * (n.pitch // 12)
-            for n in s.tracks[i].notes
+            n.pitch - (n.pitch % 12 == 4) - (k == len(notes) - 1 and n.pitch % 12 == 9)
+            for k, n in enumerate(notes)
         ]
     assert 64 + 12 not in {n.pitch for n in out.tracks[MELODY].notes}  # no E is left
+    falling = symusic.Score(TPQ)  # C B A G, then A B C and B A B C: down lowers, up does not
+    falling.key_signatures.append(symusic.KeySignature(0, 0, 0))  # C major
+    falling.tracks.append(symusic.Track("line", 0, False))
+    line = [72, 71, 69, 67, 69, 71, 72, 71, 69, 71, 72]
+    falling.tracks[0].notes.extend(symusic.Note(k * TPQ, TPQ, p, 80) for k, p in enumerate(line))
+    minor = transforms.change_key(falling, "C minor")
+    assert [n.pitch for n in minor.tracks[0].notes] == [72, 70, 68, 67, 69, 71, 72, 70, 69, 71, 72]
+    cadence = symusic.Score(TPQ)  # G B D F under a falling B, then C E G: V7 - I
+    cadence.key_signatures.append(symusic.KeySignature(0, 0, 0))
+    piano = symusic.Track("piano", 0, False)
+    piano.notes.extend(symusic.Note(0, 2 * TPQ, p, 80) for p in (55, 59, 62, 65))
+    piano.notes.extend(symusic.Note(2 * TPQ, 2 * TPQ, p, 80) for p in (48, 64, 67))
+    tune = symusic.Track("tune", 0, False)
+    tune.notes.extend(symusic.Note(k * TPQ, TPQ, p, 80) for k, p in enumerate([74, 71, 67, 72]))
+    cadence.tracks.extend([tune, piano])
+    minor = transforms.change_key(cadence, "C minor")
+    assert [n.pitch for n in minor.tracks[0].notes] == [74, 71, 67, 72]  # B falls over V7: kept
+    assert sorted(n.pitch for n in minor.tracks[1].notes) == [48, 55, 59, 62, 63, 65, 67]
     assert [(k.key, k.tonality) for k in out.key_signatures] == [(-3, 1)]  # C minor
-    assert [t.text for t in out.tracks[CHORD_TRACK].lyrics] == ["Cm", "Gm", "Ab", "Fm", "Eb",
-                                                                  "Bb", "Ddim", "Cm"]  # fmt: skip
+    # The dominant's chords keep the leading tone, as the minor's cadences have them.
+    assert [t.text for t in out.tracks[CHORD_TRACK].lyrics] == ["Cm", "G7", "Ab", "Fm", "Eb",
+                                                                  "Bdim", "Ddim", "Cm"]  # fmt: skip
     same_except(s, out, {MELODY, HARMONY, BASS, CHORD_TRACK})
     e_minor = transforms.change_key(s, "E minor")  # up a major third, then the minor degrees
     assert [(k.key, k.tonality) for k in e_minor.key_signatures] == [(1, 1)]
@@ -564,6 +588,14 @@ def test_eval_edit_keeps_the_rest_and_reports_each_request(tmp_path: Path, folde
     assert {t.score for t in report.trials} == {"out/score.mid", "piece.mid"}
     assert all(t.kept for t in report.trials)
     assert all(t.bars[1] - t.bars[0] == 3 for t in report.trials)
+    # Both scores have a harmony and a bass beside the melody: the melody is measured on them.
+    assert all(0 <= min(t.consonance) <= max(t.consonance) <= 1 for t in report.trials)
+    assert "attacks consonant with the other tracks" in report.table()
+    # Both are in C major with parts beside the melody: each goes into C minor both ways.
+    assert [(t.score, t.key, t.kept) for t in report.keys] == [
+        ("out/score.mid", "Cm", True), ("piece.mid", "Cm", True)]  # fmt: skip
+    for t in report.keys:
+        assert t.chord_tones[0] <= t.chord_tones[1] > 0 and t.chord_tones[2] <= t.chord_tones[3]
     for t in report.trials:
         styled = t.request.startswith("in the style")
         assert (t.style is not None) == styled
@@ -641,11 +673,76 @@ def test_silent_bars_keep_their_place_in_the_context():
 
 
 def test_consonance_counts_attacks_that_agree_with_the_tracks_kept():
-    from composer.edit.span import _consonance
+    from composer.edit.span import consonance
 
     s = symusic.Score(TPQ)
     top, low = symusic.Track("a", 0, False), symusic.Track("b", 0, False)
     low.notes.append(symusic.Note(0, 4 * TPQ, 48, 80))  # C held under four attacks
     top.notes.extend(symusic.Note(k * TPQ, TPQ, p, 80) for k, p in enumerate([64, 67, 66, 72]))
     s.tracks.extend([top, low])
-    assert _consonance(s, [0], 0, 4 * TPQ) == 0.75  # E, G and C agree with it; F sharp does not
+    assert consonance(s, [0], 0, 4 * TPQ) == 0.75  # E, G and C agree with it; F sharp does not
+
+
+def test_a_track_is_written_against_the_kept_tracks_in_the_score_meter(monkeypatch):
+    """Writing the bass of bars 2-3 of a 3/4 score again: the melody and harmony of those bars
+    (the roles below the bass) are given where they stand, the decoder writes the bass, and
+    the context is read in 3/4 (a role score without the score's meters was read in 4/4).
+    Written again, the melody is given nothing: the parts above it are written afresh."""
+    import composer.model.decode as decoding
+    from composer.edit.span import regenerate
+
+    asked = []
+    real = decoding.decode
+
+    def spy(ckpt, req, progress=None):
+        asked.append((ckpt.tokenizer, req))
+        return real(ckpt, req)
+
+    monkeypatch.setattr(decoding, "decode", spy)
+    s = composed()
+    regenerate(s, (1, 3), [BASS], None, 0, 1, starts=bar_lines(s))
+    tok, req = asked[0]
+    assert req.roles == (5,) and req.meter == (3, 4)
+    sigs = {tok.vocab["TimeSig_3/4"]} | {i for i in req.primer if tok.kind[i] == TIMESIG}
+    assert sigs == {tok.vocab["TimeSig_3/4"]}
+    assert len(req.kept) == 2
+    for bar, groups in enumerate(req.kept, 1):  # three melody notes, the harmony on the first
+        values = [[int(tok.value[t]) for t in ts if tok.kind[t] in (PROGRAM, PITCH)]
+                  for _, ts in groups]  # fmt: skip
+        tune = [SCALE[(3 * bar + j) % len(SCALE)] + 12 for j in range(3)]
+        assert [pos for pos, _ in groups] == [0, 12, 24]
+        assert values == [[0, tune[0], 1, SCALE[bar] + 7], [0, tune[1]], [0, tune[2]]]
+    regenerate(s, (1, 3), [MELODY], None, 0, 1, starts=bar_lines(s))
+    assert asked[1][1].roles == (0, 1, 5) and not any(asked[1][1].kept)
+
+
+def test_a_change_of_mode_writes_the_accompaniment_again_against_the_melody():
+    """Into A minor: the melody moves by degree exactly as change_key moves it; the harmony
+    and bass are written again by the decoder in A minor, in the bars where they played; the
+    drums stay; each chord symbol names the chord the new notes make."""
+    from composer.edit.span import reharmonise
+    from composer.music.harmony import chord_of
+
+    moved = transforms.change_key(composed(), "A minor")
+    out, line = reharmonise(moved, seed=0)
+    assert out.tracks[MELODY].notes == moved.tracks[MELODY].notes
+    assert out.tracks[DRUMS].notes == moved.tracks[DRUMS].notes
+    assert "harmony1 (Viola), bass (Cello): written again" in line
+    lines = bar_lines(out)
+    a_minor = {9, 11, 0, 2, 4, 5, 7, 8, 6}  # with the raised sixth and seventh
+    for i in (HARMONY, BASS):
+        new, old = out.tracks[i].notes, moved.tracks[i].notes
+        assert [(n.time, n.pitch) for n in new] != [(n.time, n.pitch) for n in old]
+        for lo, hi in zip(lines, lines[1:], strict=False):
+            assert any(lo <= n.time < hi for n in new)  # every bar still has its part
+        assert sum(n.pitch % 12 in a_minor for n in new) >= 0.9 * len(new)
+    symbols = out.tracks[CHORD_TRACK].lyrics
+    for lyric, nxt in zip(symbols, symbols[1:], strict=False):
+        weights = np.zeros(12)
+        for t in out.tracks:
+            for n in t.notes if not t.is_drum else ():
+                weights[n.pitch % 12] += max(0, min(n.end, nxt.time) - max(n.time, lyric.time))
+        assert transforms.chord_name(chord_of(weights)) in (lyric.text, None)
+    alone = transforms.change_key(piano_piece(), "A minor")  # one part: nothing to set apart
+    same, why = reharmonise(alone, seed=0)
+    assert same is alone and "no separate melody" in why

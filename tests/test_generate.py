@@ -8,8 +8,9 @@ import pytest
 from conftest import tiny_decoder
 
 from composer.model import Checkpoint
-from composer.model.decode import decode
+from composer.model.decode import decode, sample
 from composer.model.generate import uniform_controls
+from composer.tokens.tokenizer import BAR, POSITION, PROGRAM
 from composer.types import BarControls, GenerationRequest
 
 
@@ -173,6 +174,41 @@ def test_every_role_plays_in_every_bar_when_asked(tiny):
     for c in decode(tiny, req).candidates:
         for bar in tiny.tokenizer.bars(c.ids):
             assert {role for _, role, _ in bar["onsets"]} == {0, 2, 5}
+
+
+def test_given_notes_are_written_where_they_stand_and_the_rest_around_them(tiny):
+    """An edit's kept parts: forced at their positions, chords and cadence bar included, while
+    the row writes its own role before (lower roles) and between them."""
+    tok = tiny.tokenizer
+    v = tok.vocab
+
+    def note(role, pitch):
+        return (v[f"Program_{role}"], v[f"Pitch_{pitch}"], v["Velocity_95"], v["Duration_1.0.12"])
+
+    given = (
+        ((0, note(1, 64) + note(1, 67) + note(5, 48)), (12, note(5, 43))),
+        (),
+        ((24, note(5, 45)),),
+    )
+    controls = (BarControls(1), BarControls(2, 1), BarControls(1))
+    req = GenerationRequest(
+        style="quartet", key=(0, "major"), meter=(4, 4), controls=controls, roles=(0,),
+        candidates=3, seed=11, kept=given,
+    )  # fmt: skip
+    for draft in (3, 0):  # drafted tokens are checked against the same grammar
+        for ids in sample(tiny, req, draft=draft)[0]:
+            assert len(tok.bars(ids)) == 3
+            written, length = tok.notes(ids)
+            bar = length // 3
+            kept = sorted((t, r, p) for t, r, p, _ in written if r != 0)
+            assert kept == [(0, 1, 64), (0, 1, 67), (0, 5, 48), (12, 5, 43), (2 * bar + 24, 5, 45)]
+            assert {r for _, r, _, _ in written} <= {0, 1, 5}
+            # Within a position the roles ascend, as the corpus writes them.
+            positions = [i for i, t in enumerate(ids) if tok.kind[t] in (POSITION, BAR)]
+            for a, b in zip(positions, positions[1:] + [len(ids)], strict=True):
+                roles = [int(tok.value[t]) for t in ids[a:b] if tok.kind[t] == PROGRAM]
+                assert roles == sorted(roles)
+            assert any(r == 0 for _, r, _, _ in written)
 
 
 def test_speculative_acceptance_draws_from_the_target_distribution():

@@ -13,6 +13,7 @@ import symusic
 from composer.errors import ComposerError
 from composer.evaluate import musicianship as m
 from composer.evaluate.musicality import eval_musicality
+from composer.music.harmony import chord_of
 
 TPQ = 24
 
@@ -58,7 +59,7 @@ def test_a_melody_off_the_chord_on_strong_beats_is_caught():
     off = _score(_blocks([(74, 67, 64, 48)] * 2))
     assert m.melody_chord_tones(off) == (0, 4)
     weights = [48, 0, 48, 0, 48, 0, 0, 48, 0, 0, 0, 0]  # C, D, E, G equally long
-    assert m.chord_of(np.array(weights)) == {0, 4, 7}
+    assert chord_of(np.array(weights)) == {0, 4, 7}
 
 
 @pytest.mark.parametrize(

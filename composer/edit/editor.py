@@ -260,8 +260,8 @@ def _make(
     bar_span(score, bars)  # refuses bars outside the score
     ids = sorted({track_index(score, t) for t in r.tracks}) if r.tracks else None
     if exact:
-        edited, touched, notes = _exact(score, r, bars, ids, context)
-        return [edited], "exact", Span(list(bars) if bars else None, touched), notes
+        edited, touched, notes, method = _exact(score, r, bars, ids, context, progress)
+        return [edited], method, Span(list(bars) if bars else None, touched), notes
     regenerate = _decoder()
     chosen = ids or [
         i for i, t in enumerate(score.tracks) if not t.is_drum and t.name != CHORDS_TRACK
@@ -289,10 +289,13 @@ def _decoder() -> Callable:
 
 def _exact(
     score: symusic.Score, r: EditRequest, bars: Bars | None, ids: list[int] | None,
-    context: _Context,
-) -> tuple[symusic.Score, list[int] | None, list[str]]:  # fmt: skip
-    """The exact edits applied in turn; every track named is found in the score as it was, so
-    renaming one (a new instrument) cannot change what the next edit names."""
+    context: _Context, progress: ProgressFn,
+) -> tuple[symusic.Score, list[int] | None, list[str], str]:  # fmt: skip
+    """The exact edits applied in turn, and the method; every track named is found in the
+    score as it was, so renaming one (a new instrument) cannot change what the next edit
+    names. A key change into the other mode also has the decoder write the accompaniment
+    again (composer.edit.span.reharmonise): moving degrees alone leaves the minor's harmony
+    without its leading tone, the major's with a minor dominant's borrowed colour."""
     programs = {track_index(score, t): transforms.program_of(w)
                 for t, w in (r.instrument or {}).items()}  # fmt: skip
     muted = {track_index(score, t) for t in r.mute or []}
@@ -303,8 +306,16 @@ def _exact(
         notes += _range_note(out.tracks[i], program)
     if r.transpose is not None:
         out = transforms.transpose(out, r.transpose, ids, bars)
+    method = "exact"
     if r.key is not None:
+        mode = transforms.score_key(out)[1]
         out = transforms.change_key(out, r.key)
+        if transforms.score_key(out)[1] != mode:
+            from composer.edit.span import reharmonise
+
+            out, line = reharmonise(out, r.seed, context.plan, progress)
+            notes.append(line)
+            method = f"exact, then {reharmonise.__module__}.{reharmonise.__name__}"
     if r.tempo is not None:
         out = transforms.set_tempo(out, r.tempo)
         if context.video is not None:
@@ -320,7 +331,7 @@ def _exact(
         raise ComposerError(None, "the edit would leave no notes to play")
     everything = r.key is not None or r.tempo is not None or (r.transpose is not None and not ids)
     touched = None if everything else sorted(set(programs) | muted | deleted | set(ids or ()))
-    return out, touched, notes
+    return out, touched, notes, method
 
 
 def _range_note(track: symusic.Track, program: int) -> list[str]:

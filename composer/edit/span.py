@@ -8,8 +8,11 @@ its own notes, unless the request moves them ("more intense": the top intensity,
 the lowest, a dance: its style). Of the candidates decoded, those whose chosen tracks move the
 way the words ask (more notes, or fewer) come first. Only the chosen tracks' notes attacked in
 the span are replaced, played at the level of the notes they replace (a step louder or softer
-as asked); every other note stays as it was. The decoder writes every role of the span and the
-chosen tracks take theirs: the other tracks' notes inside the span are kept, not read.
+as asked); every other note stays as it was. Inside the span the decoder reads the kept
+tracks whose roles lie below the chosen ones (the melody, for an accompaniment written again)
+as it goes: they are forced where they stand (constraints.ScoreGrammar's given notes), so the
+new voices are written against them; it writes the rest of the texture itself, and the kept
+tracks keep their own notes.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import numpy as np
 import symusic
 
 from composer.errors import ComposerError
+from composer.music.harmony import chord_of, consonant_share
 from composer.music.instruments import playable
-from composer.music.keys import find_key, key_from_signature
 from composer.music.qualities import forms, read_qualities
 from composer.music.roles import BASS, CHORDS_TRACK, MELODY, ROLES
 from composer.paths import DEFAULT_MODEL
@@ -119,12 +122,22 @@ def regenerate(
     plan: Plan | None = None,
     progress: ProgressFn = no_progress,
     starts: list[int] | None = None,
+    scale: tuple[int, ...] | None = None,
 ) -> list[symusic.Score]:
     """``n`` versions of ``score`` whose ``tracks`` are written anew in bars ``bars`` (0-based,
-    end exclusive); ``starts``: the tick of every bar line (and the end) of ``score``."""
+    end exclusive); ``starts``: the tick of every bar line (and the end) of ``score``;
+    ``scale``: the degrees the key bias keeps to, if not the key's own."""
     from composer.model.checkpoint import cached_checkpoint
     from composer.model.decode import decode
-    from composer.model.infill import ADAPTER, CANDIDATES, NEAR, context, local_key, preference
+    from composer.model.infill import (
+        ADAPTER,
+        CANDIDATES,
+        NEAR,
+        context,
+        given_notes,
+        local_key,
+        preference,
+    )  # fmt: skip
 
     if starts is None:
         from composer.music.midi import bar_lines
@@ -155,8 +168,17 @@ def regenerate(
     after = _body(tok, _cut(roled, starts[hi], starts[last]), style, key, last - hi)
     primer = context(before, after, tok.bar_id, tok.eos_id)
     span = _body(tok, _cut(roled, starts[lo], starts[hi]), style, key, hi - lo)
-    written = tuple(sorted({r for rs in roles.values() for r in rs}))
-    measured = tok.measure_controls(span, n_roles_hint=len(written))
+    texture = {r for rs in roles.values() for r in rs}
+    chosen = {r for i in tracks for r in roles[i]}
+    # Kept parts in roles below the chosen ones are given: at every onset the decoder reads
+    # them before the notes it writes (the corpus lists roles upwards). Parts above would come
+    # after, unseen where they attack together, and writing against them measured worse than
+    # writing them afresh (composer eval infill), so the decoder writes those too and the
+    # edit drops them.
+    below = {r for r in texture - chosen if r < min(chosen)}
+    written = tuple(sorted(texture - below))
+    given = given_notes(tok, span, below)[: hi - lo]
+    measured = tok.measure_controls(span, n_roles_hint=len(texture))
     measured = (measured + [BarControls(1)] * (hi - lo))[: hi - lo]
     # "More intense" asks for the top level, "sparser" for the lowest: one level either way
     # leaves the decoder's spread of densities wider than the step.
@@ -165,7 +187,7 @@ def regenerate(
     request = GenerationRequest(
         style=style, key=key, meter=meter, controls=controls,
         roles=written, seed=seed, candidates=max(2 * n, CANDIDATES),
-        primer=tuple(primer), cadence=hi == len(starts) - 1,
+        primer=tuple(primer), cadence=hi == len(starts) - 1, kept=given, scale=scale,
     )  # fmt: skip
     result = decode(ckpt, request, progress)
     had = _onsets(score, tracks, starts[lo], starts[hi])
@@ -175,35 +197,126 @@ def regenerate(
         edited = _splice(score, tok.decode(cand.ids), roles, tracks, starts[lo], starts[hi],
                          asked.intensity)  # fmt: skip
         # Candidates that move the span the way the words ask come first ("sparser": fewer
-        # notes than it had), then those that sound best against the tracks kept (the decoder
-        # wrote its own parts beside them), then the infill's own preference.
+        # notes than it had), then those that sound best against the tracks kept (read, but
+        # only up to each note written), then the infill's own preference.
         onsets = _onsets(edited, tracks, starts[lo], starts[hi])
         moved = np.sign(onsets - had)
         # A sparser span still plays: silence is not what "sparser" asks for.
         rank = ((asked.intensity == 0 or moved == asked.intensity) and (onsets > 0 or had == 0),
-                round(_consonance(edited, tracks, starts[lo], starts[hi]), 1),
+                round(consonance(edited, tracks, starts[lo], starts[hi]), 1),
                 *preference(tok, cand, heard, after))  # fmt: skip
         spliced.append((rank, edited))
     spliced.sort(key=lambda x: x[0], reverse=True)
     return [edited for _, edited in spliced[:n]]
 
 
-_CONSONANT = {0, 3, 4, 7, 8, 9}  # semitones mod 12: unisons, thirds, fifths, sixths
+PHRASE = 8  # bars re-harmonised at a time: a phrase, within the decoder's context
+CHOICES = 4  # candidate harmonies per phrase, of which the one that fits the melody best is kept
 
 
-def _consonance(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> float:
-    """Share of ``tracks``' attacks in [lo, hi) consonant with every pitched note of the other
-    tracks sounding then (1 where nothing else sounds)."""
-    others = [n for i, t in enumerate(score.tracks) if i not in tracks and not t.is_drum
-              for n in t.notes if n.time < hi and n.end > lo]  # fmt: skip
-    good = total = 0
-    for i in tracks:
-        for n in score.tracks[i].notes:
-            if lo <= n.time < hi:
-                total += 1
-                good += all((n.pitch - o.pitch) % 12 in _CONSONANT for o in others
-                            if o.time <= n.time < o.end)  # fmt: skip
-    return good / total if total else 1.0
+def reharmonise(
+    score: symusic.Score,
+    seed: int,
+    plan: Plan | None = None,
+    progress: ProgressFn = no_progress,
+) -> tuple[symusic.Score, str]:
+    """``score``, moved into a new mode degree by degree, with its accompaniment (every pitched
+    track but the melody) written again by the infill adapter in the key its signature now
+    names, against the melody, a phrase at a time; chord symbols are named again from the new
+    notes. In a minor key the decoder keeps to the harmonic minor (its dominant with the
+    leading tone, which the corpus's modal minor tunes mostly lack), and of its candidates the
+    one whose harmony holds most of the melody's beats as chord tones is kept. Returns the
+    score and a line saying what was written again, or ``score`` as it was and why not (one
+    part, or no meter the decoder writes)."""
+    from composer.model.constraints import HARMONIC_MINOR
+    from composer.music.midi import bar_lines
+
+    roles = track_roles(score)
+    accompaniment = [i for i, rs in roles.items() if MELODY not in rs]
+    if len(roles) < 2 or len(accompaniment) == len(roles):
+        return score, "the harmony follows the melody's degrees: the score has no separate melody"
+    melody = next(i for i in roles if i not in accompaniment)
+    scale = HARMONIC_MINOR if _key(score, None)[1] == "minor" else None
+    starts = bar_lines(score)
+    phrases, lo = [], 0
+    while lo < len(starts) - 1:  # phrases of up to PHRASE bars, each in one meter
+        hi = lo + 1
+        while hi < min(lo + PHRASE, len(starts) - 1) and \
+                _meter_at(score, starts[hi]) == _meter_at(score, starts[lo]):  # fmt: skip
+            hi += 1
+        phrases.append((lo, hi))
+        lo = hi
+    out, written, left = score, 0, []
+    for k, (lo, hi) in enumerate(phrases):
+        if _onsets(out, accompaniment, starts[lo], starts[hi]):  # silent bars stay silent
+            try:
+                cands = regenerate(out, (lo, hi), accompaniment, None, seed + k, CHOICES,
+                                   plan, starts=starts, scale=scale)  # fmt: skip
+                out = max(cands, key=lambda c: _chord_tones(c, melody, starts[lo], starts[hi]))
+                written += hi - lo
+            except ComposerError as e:  # a meter the decoder does not write
+                left.append(f"bars {lo + 1}-{hi} ({e})")
+        progress("reharmonise", k + 1, len(phrases))
+    names = ", ".join(score.tracks[i].name for i in accompaniment)
+    line = f"{names}: written again in the new mode against the melody, {written} bars"
+    if left:
+        line += "; left as the degrees moved: " + "; ".join(left)
+    return _renamed_chords(out), line
+
+
+def _chord_tones(score: symusic.Score, melody: int, lo: int, hi: int) -> float:
+    """Share of the quarter notes in [lo, hi) that start under a melody note whose pitch is a
+    tone of the chord all pitched parts sound in that quarter."""
+    tpq = score.ticks_per_quarter
+    sounding = [(n.time, n.end, n.pitch) for t in score.tracks if not t.is_drum
+                for n in t.notes if n.time < hi and n.end > lo]  # fmt: skip
+    tune = [(n.time, n.end, n.pitch) for n in score.tracks[melody].notes]
+    met = counted = 0
+    for beat in range(lo, hi, tpq):
+        top = [p for on, end, p in tune if on <= beat < end]
+        weights = np.zeros(12)
+        for on, end, p in sounding:
+            weights[p % 12] += max(0, min(end, beat + tpq) - max(on, beat))
+        if top and weights.any():
+            counted += 1
+            met += max(top) % 12 in chord_of(weights)
+    return met / counted if counted else 0.0
+
+
+def _renamed_chords(score: symusic.Score) -> symusic.Score:
+    """``score`` with each chord symbol naming the chord its pitched notes make until the next
+    symbol (the arranger's symbols), where they make one it has a name for."""
+    from composer.edit.transforms import chord_name
+
+    out = score.copy()
+    sounding = [(n.time, n.end, n.pitch) for t in score.tracks if not t.is_drum
+                for n in t.notes]  # fmt: skip
+    for t in out.tracks:
+        if t.name != CHORDS_TRACK or not len(t.lyrics):
+            continue
+        times = [x.time for x in t.lyrics] + [max((e for _, e, _ in sounding), default=0)]
+        for lyric, lo, hi in zip(t.lyrics, times, times[1:], strict=False):
+            weights = np.zeros(12)
+            for on, end, p in sounding:
+                weights[p % 12] += max(0, min(end, hi) - max(on, lo))
+            if weights.any() and (name := chord_name(chord_of(weights))) is not None:
+                lyric.text = name
+    return out
+
+
+def consonance(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> float:
+    """Share of ``tracks``' attacks in [lo, hi) consonant with the other pitched tracks."""
+    others = [
+        (n.time, n.end, n.pitch)
+        for i, t in enumerate(score.tracks)
+        if i not in tracks and not t.is_drum
+        for n in t.notes
+        if n.time < hi and n.end > lo
+    ]
+    attacks = [(n.time, n.pitch) for i in tracks for n in score.tracks[i].notes
+               if lo <= n.time < hi]  # fmt: skip
+    share = consonant_share(attacks, others)
+    return 1.0 if share is None else share
 
 
 def _onsets(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> int:
@@ -211,18 +324,13 @@ def _onsets(score: symusic.Score, tracks: list[int], lo: int, hi: int) -> int:
 
 
 def _key(score: symusic.Score, plan: Plan | None) -> tuple[int, str]:
-    """The plan's key, else the score's first key signature, else the key its notes fit."""
-    if plan is not None:
-        return tuple(plan.key.value)
-    if len(score.key_signatures):
-        ks = score.key_signatures[0]
-        return key_from_signature(ks.key, ks.tonality)
-    weights = np.zeros(12)
-    for t in score.tracks:
-        if not t.is_drum:
-            for n in t.notes:
-                weights[n.pitch % 12] += n.duration
-    return find_key(weights)
+    """The key the score's signature states (a key change rewrites it), else the plan's, else
+    the key its notes fit."""
+    from composer.edit.transforms import score_key
+
+    if len(score.key_signatures) or plan is None:
+        return tuple(score_key(score))
+    return tuple(plan.key.value)
 
 
 def _meter_at(score: symusic.Score, t: int) -> tuple[int, int]:
@@ -232,7 +340,8 @@ def _meter_at(score: symusic.Score, t: int) -> tuple[int, int]:
 
 
 def _role_score(score: symusic.Score, roles: dict[int, tuple[int, ...]]) -> symusic.Score:
-    """The pitched parts as one track per role (program = role id), as the tokenizer reads."""
+    """The pitched parts as one track per role (program = role id), as the tokenizer reads,
+    in the score's meters (which _cut reads)."""
     parts: dict[int, list] = {}
     for i, rs in roles.items():
         notes = list(score.tracks[i].notes)
@@ -240,6 +349,7 @@ def _role_score(score: symusic.Score, roles: dict[int, tuple[int, ...]]) -> symu
         for role, ns in split.items():
             parts.setdefault(role, []).extend(ns)
     out = symusic.Score(score.ticks_per_quarter)
+    out.time_signatures = score.time_signatures.copy()
     for role in sorted(parts):
         t = symusic.Track(ROLES[role], role, False)
         t.notes.extend(sorted(parts[role], key=lambda n: (n.time, n.pitch)))

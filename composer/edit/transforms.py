@@ -153,7 +153,11 @@ def transpose(
 def change_key(score: symusic.Score, key: str | Key) -> symusic.Score:
     """The score in ``key`` ("E minor"): moved by the shorter way between the two tonics, and,
     where the mode changes, the third, sixth and seventh degrees lowered (major to minor) or
-    raised (minor to major) a semitone; chromatic notes just move with the rest."""
+    raised (minor to major) a semitone; chromatic notes just move with the rest. Into the
+    minor, the seventh stays the leading tone where the music sounds the dominant's chord
+    (V and vii stay major and diminished, as the minor's cadences have them), and where a
+    line rises by step through it to the tonic, with the sixth before it (the melodic minor,
+    as the minor's own melodies rise)."""
     if isinstance(key, str):
         try:
             key = keys.parse_key(key)
@@ -165,11 +169,84 @@ def change_key(score: symusic.Score, key: str | Key) -> symusic.Score:
     if new_mode != mode:
         for degree in _MODAL[mode]:
             table[(tonic + degree) % 12] += 1 if mode == "minor" else -1
-    out = _move(score, _pitched(score, None), table, None, False,
+    chosen = _pitched(score, None)
+    out = _move(score, chosen, table, None, False,
                 f"changing the key to {key_name(new_tonic, new_mode)}")  # fmt: skip
+    if (mode, new_mode) == ("major", "minor"):
+        leading = (tonic + 11) % 12
+        dominant = _dominant_beats(score, tonic)
+        keep = table.copy()
+        keep[leading] = shift  # the leading tone moves with the tonic
+        for i in chosen:
+            t, was = out.tracks[i], score.tracks[i]
+            if t.name == CHORDS_TRACK:
+                for lyric, old in zip(t.lyrics, was.lyrics, strict=True):
+                    if _root(old.text) in ((tonic + 7) % 12, leading):
+                        lyric.text = _moved_symbol(old.text, tuple(int(x) for x in keep))
+            if not len(t.notes):
+                continue
+            arr, old = t.notes.numpy(), was.notes.numpy()
+            beat = np.minimum(old["time"] // score.ticks_per_quarter, len(dominant) - 1)
+            up = (old["pitch"] % 12 == leading) & dominant[beat]
+            pitch = arr["pitch"].astype(np.int16) + up
+            t.notes = _melodic_minor(
+                symusic.Note.from_numpy(
+                    arr["time"], arr["duration"], pitch.astype(np.int8), arr["velocity"]
+                ),
+                new_tonic,
+            )
     signatures = [_moved_signature(ks, shift, {mode: new_mode}) for ks in out.key_signatures]
     out.key_signatures = signatures or [symusic.KeySignature(0, *key_signature(key))]
     return out
+
+
+def _dominant_beats(score: symusic.Score, tonic: int) -> np.ndarray:
+    """Per quarter note of ``score`` (in the major key on ``tonic``): whether its pitched
+    notes sound the dominant's chord (V, V7) or the leading tone's (vii)."""
+    from composer.music.harmony import CHORDS, chord_of
+
+    tpq = score.ticks_per_quarter
+    beats = max(1, -(-max((t.end() for t in score.tracks), default=0) // tpq))
+    weights = np.zeros((beats, 12))
+    for t in score.tracks:
+        if t.is_drum or not len(t.notes) or t.name == CHORDS_TRACK:
+            continue
+        arr = t.notes.numpy()
+        for start, end, pitch in zip(arr["time"], arr["time"] + arr["duration"], arr["pitch"],
+                                     strict=True):  # fmt: skip
+            for b in range(start // tpq, min(-(-end // tpq), beats)):
+                weights[b, pitch % 12] += min(end, (b + 1) * tpq) - max(start, b * tpq)
+    wanted = [{(tonic + 7 + i) % 12 for i in c} for c in (CHORDS[0], CHORDS[3])]
+    wanted.append({(tonic + 11 + i) % 12 for i in CHORDS[2]})
+    return np.array([w.any() and chord_of(w) in wanted for w in weights], dtype=bool)
+
+
+def _root(symbol: str) -> int | None:
+    """The root pitch class of one of the arranger's chord symbols."""
+    found = _chord_symbols()[0].get(symbol)
+    return None if found is None else found[0]
+
+
+def _melodic_minor(notes, tonic: int):
+    """``notes`` (in a minor key with ``tonic``) with each lowered seventh that steps up to the
+    tonic raised to the leading tone, and each lowered sixth that steps up to that leading
+    tone raised too. A note's next is the nearest pitch attacked next in its track."""
+    arr = notes.numpy()
+    pitch = arr["pitch"].astype(np.int16)
+    order = np.lexsort((pitch, arr["time"]))
+    onsets = np.unique(arr["time"])
+    at = {t: order[arr["time"][order] == t] for t in onsets}
+    for k in range(len(onsets) - 2, -1, -1):  # from the end: a note's next is already final
+        following = pitch[at[onsets[k + 1]]]
+        for j in at[onsets[k]]:
+            nxt = following[np.abs(following - pitch[j]).argmin()]
+            degree = (pitch[j] - tonic) % 12
+            if (degree == 10 and nxt - pitch[j] == 2 and (nxt - tonic) % 12 == 0) or \
+                    (degree == 8 and nxt - pitch[j] == 3 and (nxt - tonic) % 12 == 11):  # fmt: skip
+                pitch[j] += 1
+    return symusic.Note.from_numpy(
+        arr["time"], arr["duration"], pitch.astype(np.int8), arr["velocity"]
+    )
 
 
 def set_tempo(score: symusic.Score, bpm: float) -> symusic.Score:
@@ -305,6 +382,11 @@ def _chord_symbols() -> tuple[dict[str, tuple[int, str]], dict[frozenset[int], s
     chords = [Chord(0, 0, root, q) for root in range(12) for q in QUALITIES]
     return ({c.symbol(): (c.root, c.quality) for c in chords},
             {frozenset(c.tones()): c.symbol() for c in chords})  # fmt: skip
+
+
+def chord_name(tones: set[int]) -> str | None:
+    """The arranger's symbol for the chord of these pitch classes, if it has one."""
+    return _chord_symbols()[1].get(frozenset(tones))
 
 
 @lru_cache(maxsize=256)

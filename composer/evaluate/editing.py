@@ -13,7 +13,17 @@ result is checked and measured:
 - moved: the span's melody onsets and its mean velocity against the original's; "more intense"
   moves the span when either rises, "sparser" when its onsets fall; a style request when the
   style classifier (composer.evaluate.styles) gives the span's melody a higher probability of
-  that style than it gave the original's.
+  that style than it gave the original's;
+- consonance: the share of the span's melody attacks consonant with the other pitched tracks
+  sounding then (composer.edit.span.consonance), the original's and the edit's, where the
+  score has other pitched parts in the span.
+
+Each score in a major key with a melody and other parts also has its first KEY_BARS bars moved
+into the parallel minor: by degree alone (composer.edit.transforms.change_key), and with the
+accompaniment written again against the melody (composer.edit.span.reharmonise). Measured on
+both: the melody's strong-beat notes that are tones of the chord sounding (musicianship's
+measure), and the bars whose accompaniment makes a dominant chord that carry its leading tone
+(a major dominant, as the minor's cadences have it, not the minor one degrees leave).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from composer.progress import ProgressFn, no_progress
 SPAN = 4  # bars
 TARGET = 0.80  # share of trials "more intense" and "sparser" move the span as they ask
 REQUESTS = ("more intense", "sparser", "in the style of a chorale", "in the style of a reel")
+KEY_BARS = 16  # bars of each score moved into the minor
 
 
 @dataclass
@@ -44,12 +55,24 @@ class Trial:
     style: tuple[float, float] | None  # a style request: the classifier's probability of it
     moved: bool
     kept: bool  # everything outside the span's melody identical
+    consonance: tuple[float, float] | None = None  # the melody against the others: before, after
+
+
+@dataclass
+class KeyTrial:
+    score: str
+    key: str  # the parallel minor asked for
+    # (met, counted) by degree alone, then written again:
+    chord_tones: tuple[int, int, int, int]  # the melody's strong-beat notes on chord tones
+    dominants: tuple[int, int, int, int]  # bars on the dominant that carry the leading tone
+    kept: bool  # the melody and drums as the move by degree leaves them
 
 
 @dataclass
 class EditReport:
     trials: list[Trial] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "FILE: why"
+    keys: list[KeyTrial] = field(default_factory=list)
 
     def rate(self, request: str) -> tuple[int, int]:
         mine = [t for t in self.trials if t.request == request]
@@ -78,12 +101,32 @@ class EditReport:
                          f"{p[:, 0].mean():.3f} before, {p[:, 1].mean():.3f} after; it rose in "
                          f"{(p[:, 1] > p[:, 0]).sum()}, fell in {(p[:, 1] < p[:, 0]).sum()} "
                          f"of {len(p)}")  # fmt: skip
+        both = np.array([t.consonance for t in self.trials if t.consonance]).reshape(-1, 2)
+        if len(both):
+            lines.append(f"the span's melody attacks consonant with the other tracks: "
+                         f"{both[:, 0].mean():.1%} before, {both[:, 1].mean():.1%} after "
+                         f"({len(both)} edits with other parts)")  # fmt: skip
         more = [t for t in self.trials if t.request == REQUESTS[0]]
         denser = sum(t.onsets[1] > t.onsets[0] for t in more)
         lines.append(f"'more intense' raises the span's onsets: {denser}/{len(more)}")
         kept = sum(t.kept for t in self.trials)
         lines.append(f"everything outside the span kept: {kept}/{len(self.trials)}")
         lines += [f"skipped: {s}" for s in self.skipped]
+        if self.keys:
+            lines += ["", f"into the parallel minor (first {KEY_BARS} bars): {'score':34s} "
+                      "chord tones (degree > again)  leading-tone dominants   kept"]  # fmt: skip
+            for t in self.keys:
+                c, d = t.chord_tones, t.dominants
+                lines.append(f"{t.score[:40]:40s} {t.key:10s} {c[0]:3d}/{c[1]:<3d} > "
+                             f"{c[2]:3d}/{c[3]:<3d}     {d[0]:3d}/{d[1]:<3d} > {d[2]:3d}/{d[3]:<3d}"
+                             f"   {'yes' if t.kept else 'NO'}")  # fmt: skip
+            total = np.array([t.chord_tones + t.dominants for t in self.keys]).sum(0)
+            share = lambda a, b: f"{a}/{b} ({a / max(b, 1):.0%})"  # noqa: E731
+            lines.append(f"melody on chord tones: {share(*total[:2])} by degree, "
+                         f"{share(*total[2:4])} written again; dominant bars with the leading "
+                         f"tone: {share(*total[4:6])} by degree, {share(*total[6:])} written "
+                         f"again; melody and drums kept: {sum(t.kept for t in self.keys)}/"
+                         f"{len(self.keys)}")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -135,6 +178,8 @@ def eval_edit(
         except ComposerError as e:  # a request the decoder cannot serve (a meter it lacks)
             report.skipped.append(f"{name}: {e.problem}")
             continue
+        if (trial := _key_trial(score, name, melody, lines, plan, seed)) is not None:
+            report.keys.append(trial)
         used += 1
     progress("eval edit", len(paths), len(paths))
     if out is not None:
@@ -145,10 +190,12 @@ def eval_edit(
 
 def _trials(score, name, melody, lo, span, lines, plan, seed, classifier, tok) -> list[Trial]:
     """One trial per request of REQUESTS on the melody of bars [lo, lo + span)."""
-    from composer.edit.span import regenerate
+    from composer.edit.span import consonance, regenerate
     from composer.music.qualities import forms
 
     start, stop = lines[lo], lines[lo + span]
+    others = any(n.time < stop and n.end > start for i, t in enumerate(score.tracks)
+                 if i != melody and not t.is_drum for n in t.notes)  # fmt: skip
     out = []
     for request in REQUESTS:
         (edited,) = regenerate(score, (lo, lo + span), [melody], request, seed, 1, plan=plan,
@@ -164,10 +211,57 @@ def _trials(score, name, melody, lo, span, lines, plan, seed, classifier, tok) -
             style = tuple(_style_p(classifier, tok, s, melody, start, stop, target)
                           for s in (score, edited))  # fmt: skip
             moved = style[1] > style[0]
+        agree = tuple(consonance(s, [melody], start, stop) for s in (score, edited))
         out.append(Trial(name, (lo + 1, lo + span), request, (before[0], after[0]),
                          (before[1], after[1]), style, moved,
-                         _kept(score, edited, melody, start, stop)))  # fmt: skip
+                         _kept(score, edited, melody, start, stop),
+                         agree if others else None))  # fmt: skip
     return out
+
+
+def _key_trial(score, name, melody, lines, plan, seed) -> KeyTrial | None:
+    """The first KEY_BARS bars of a major score with other parts moved into the parallel
+    minor, by degree and written again; None for a score that is not such."""
+    from composer.edit.span import reharmonise, track_roles
+    from composer.edit.transforms import change_key, score_key
+    from composer.evaluate.musicianship import melody_chord_tones
+    from composer.music.keys import key_name
+
+    tonic, mode = score_key(score)
+    roles = track_roles(score)
+    if mode != "major" or len(roles) < 2 or len(roles[melody]) > 1:
+        return None
+    head = score.clip(0, lines[min(KEY_BARS, len(lines) - 1)])
+    minor = key_name(tonic, "minor")
+    try:
+        moved = change_key(head, minor)
+        again, _ = reharmonise(moved, seed, plan)
+    except ComposerError:  # a pitch the move would take out of MIDI's range
+        return None
+    same = [i for i, t in enumerate(moved.tracks) if i == melody or t.is_drum]
+    kept = all(moved.tracks[i].notes == again.tracks[i].notes for i in same)
+    ends = lines[: KEY_BARS + 1]
+    return KeyTrial(name, minor, melody_chord_tones(moved) + melody_chord_tones(again),
+                    _dominants(moved, melody, ends, tonic) + _dominants(again, melody, ends, tonic),
+                    kept)  # fmt: skip
+
+
+def _dominants(score, melody: int, lines: list[int], tonic: int) -> tuple[int, int]:
+    """(bars whose accompaniment's chord is the dominant's with the leading tone, bars whose
+    chord is rooted on the dominant), over the bars between ``lines``."""
+    from composer.music.harmony import CHORDS, chord_of
+
+    dominant = [{(tonic + 7 + i) % 12 for i in c} for c in CHORDS]
+    major = counted = 0
+    for lo, hi in zip(lines, lines[1:], strict=False):
+        weights = np.zeros(12)
+        for i, t in enumerate(score.tracks):
+            for n in t.notes if i != melody and not t.is_drum else ():
+                weights[n.pitch % 12] += max(0, min(n.end, hi) - max(n.time, lo))
+        if weights.any() and (tones := chord_of(weights)) in dominant:
+            counted += 1
+            major += (tonic + 11) % 12 in tones
+    return major, counted
 
 
 def _span_start(score, melody: int, lines: list[int], rng) -> tuple[int, int]:

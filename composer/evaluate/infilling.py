@@ -12,6 +12,12 @@ On spans of held-out corpus pieces (composer.train.infill's draw, seeded, untran
   and out of the span (semitones), the onset gap across each seam (quarter notes from the
   last attack before the bar line to the first one after it), and the share of spans whose
   notes fit the piece's key best. The corpus's own spans give the figures at the same places.
+- parts: the same spans (of one meter, with a melody and other parts) written again in part,
+  as an edit of some tracks does: the melody (the lowest role), or the other parts, with the
+  rest given (forced where they stand, so the decoder reads them as it writes) or with every
+  part written afresh (the part taken from it). The share of the written part's attacks
+  consonant with the corpus's other parts, for the first candidate and for the most consonant
+  of CANDIDATES (the edit's choice), against the corpus's own.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from composer.model.checkpoint import load_checkpoint
 from composer.model.infill import (
     ADAPTER,
     CANDIDATES,
+    given_notes,
     local_key,
-    notes,
     pitch_classes,
     preference,
 )  # fmt: skip
+from composer.music.harmony import consonant_share
 from composer.music.keys import find_key
 from composer.paths import DEFAULT_MODEL
 from composer.progress import ProgressFn, log, no_progress
@@ -66,6 +73,10 @@ class InfillEval:
     loss: list[tuple[str, float]] = field(default_factory=list)  # (row, nats/token)
     # corpus; infill and continuation, each by its first candidate and by the edit's choice
     seams: dict[str, Seams] = field(default_factory=dict)
+    # the melody's consonance with the other parts: corpus; others given or written, each by
+    # the first candidate and by the edit's choice
+    parts: dict[str, float] = field(default_factory=dict)
+    part_spans: int = 0
     seconds: float = 0.0
 
     def within(self, name: str) -> list[bool]:
@@ -103,6 +114,12 @@ class InfillEval:
                          f"first of {CANDIDATES} candidates decoded; edit: the one the edit "
                          "stage keeps (melody connected to the bars after, in the key of the "
                          "bars around it, nearest the controls)")  # fmt: skip
+        if self.parts:
+            lines += ["", f"{self.part_spans} of those spans (one meter, a melody and other "
+                      "parts) written again in part, the melody (the lowest role) or the rest: "
+                      "share of the written part's attacks consonant with the corpus's other "
+                      "parts (edit: the most consonant of the candidates)"]  # fmt: skip
+            lines += [f"{name:48s} {v:6.1%}" for name, v in self.parts.items()]
         lines.append(f"({self.seconds / 60:.1f} min)")
         return "\n".join(lines)
 
@@ -142,7 +159,7 @@ def eval_infill(
          [e.infill(tok.eos_id, after=False) for e in exs]),
         (_CONTINUE, base.model, [e.continuation() for e in exs]),
     ]  # fmt: skip
-    steps = len(rows) + 3 + 2 * seam_spans
+    steps = len(rows) + 3 + 6 * seam_spans
     for k, (name, m, batch) in enumerate(rows, 1):
         report.loss.append((name, span_nll(m, batch, tok.pad_id)))
         progress("eval infill", k, steps)
@@ -171,6 +188,27 @@ def eval_infill(
                 progress("eval infill", done, steps)
             report.seams[f"{name}, 1st"] = _seams(tok, inner, first)
             report.seams[f"{name}, edit"] = _seams(tok, inner, chosen)
+        # Spans of one meter with a melody and another part (an edit never crosses a meter).
+        parts = [e for e in inner if len(_roles(tok, e.span)) > 1
+                 and len({i for i in e.span if tok.kind[i] == TIMESIG}) == 1]  # fmt: skip
+        report.part_spans = len(parts)
+        for part in ("melody", "accompaniment"):
+            sides = [{_roles(tok, e.span)[0]} if part == "melody" else
+                     set(_roles(tok, e.span)[1:]) for e in parts]  # fmt: skip
+            report.parts[f"{part}: corpus"] = float(
+                np.mean([_against(tok, e, e.span, w) for e, w in zip(parts, sides, strict=True)])
+            )
+            for how, given in (("the rest given", True), ("the rest written afresh", False)):
+                first, chosen = [], []
+                for k, (e, w) in enumerate(zip(parts, sides, strict=True)):
+                    shares = [_against(tok, e, c, w)
+                              for c in _parts(filled, tok, e, w, given, seed + k)]  # fmt: skip
+                    first.append(shares[0])
+                    chosen.append(max(shares))
+                    progress("eval infill", done + k + 1, steps)
+                done += len(parts)
+                report.parts[f"{part}: {how}, 1st"] = float(np.mean(first))
+                report.parts[f"{part}: {how}, edit"] = float(np.mean(chosen))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -209,13 +247,45 @@ def _write(ckpt, tok: ScoreTokenizer, e, infill: bool, seed: int) -> tuple[list[
     return [[i for i in c.ids[3:] if i != tok.eos_id] for c in (cands[0], best)]
 
 
+def _roles(tok: ScoreTokenizer, ids: list[int]) -> list[int]:
+    return sorted({int(tok.value[i]) for i in ids if tok.kind[i] == PROGRAM})
+
+
+def _parts(ckpt, tok: ScoreTokenizer, e, written: set[int], given: bool, seed: int) -> list:
+    """CANDIDATES spans (body ids) whose ``written`` roles are written again in the infill
+    layout, with the span's other parts ``given`` or written afresh with them."""
+    from composer.model.decode import decode
+
+    body = [i for i in e.span if i != tok.eos_id]
+    sig = next(i for i in body if tok.kind[i] == TIMESIG)
+    roles = _roles(tok, body)
+    style, key = tok.read_header(e.header)
+    req = GenerationRequest(
+        style=style, key=key, meter=(int(tok.value[sig]) // 100, int(tok.value[sig]) % 100),
+        controls=tuple(tok.measure_controls(body, n_roles_hint=len(roles))),
+        roles=tuple(sorted(written)) if given else tuple(roles), cadence=False, seed=seed,
+        candidates=CANDIDATES, primer=tuple(e.after + [tok.eos_id] + e.before),
+        kept=given_notes(tok, body, set(roles) - written) if given else (),
+    )  # fmt: skip
+    return [c.ids[3:] for c in decode(ckpt, req).candidates]
+
+
+def _against(tok: ScoreTokenizer, e, span: list[int], written: set[int]) -> float:
+    """Share of the attacks of ``span``'s ``written`` roles consonant with the corpus span's
+    other parts."""
+    others = [(t, t + d, p) for t, r, p, d in tok.notes(e.span)[0] if r not in written]
+    attacks = [(t, p) for t, r, p, _ in tok.notes(span)[0] if r in written]
+    share = consonant_share(attacks, others)
+    return 1.0 if share is None else share
+
+
 def _seams(tok: ScoreTokenizer, exs, spans: list[list[int]]) -> Seams:
     spb = tok.steps_per_beat
     into, out_of, gap_in, gap_out, in_key = [], [], [], [], []
     for e, span in zip(exs, spans, strict=True):
-        before, before_len = notes(tok, e.before)
-        inside, span_len = notes(tok, span)
-        after, _ = notes(tok, e.after)
+        before, before_len = tok.notes(e.before)
+        inside, span_len = tok.notes(span)
+        after, _ = tok.notes(e.after)
         melody = min((r for _, r, _, _ in before + inside + after), default=0)
         mel = [[p for _, r, p, _ in part if r == melody] for part in (before, inside, after)]
         if mel[0] and mel[1]:

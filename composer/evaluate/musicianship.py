@@ -53,6 +53,7 @@ import numpy as np
 import symusic
 
 from composer.evaluate.craft import pitched
+from composer.music.harmony import chord_of
 from composer.music.instruments import playable
 from composer.music.words import pulse_ticks
 
@@ -61,7 +62,6 @@ TEXTURES = ("waltz", "march", "jig")
 TEXTURE_SHARE = 0.70  # bars matching for a piece to have its texture
 LONG = 16  # bars a piece needs before its recurrence is measured
 TRIADS = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8))
-CHORDS = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 7, 10), (0, 3, 7, 10))
 
 
 @dataclass(frozen=True)
@@ -169,18 +169,6 @@ def complete_harmony(score: symusic.Score) -> Ratio:
 
 def _strong(beats: list[int]) -> list[int]:
     return beats[:1] if len(beats) % 2 else beats[::2]
-
-
-_TEMPLATES = np.array([[int((pc - r) % 12 in c) for pc in range(12)]
-                       for c in CHORDS for r in range(12)])  # fmt: skip
-_ORDER = [(len(c), r) for c in CHORDS for r in range(12)]  # the tie-breaks
-
-
-def chord_of(weights: np.ndarray) -> set[int]:
-    """The pitch classes of the template that fits a 12-bin duration histogram best."""
-    scores = 2 * _TEMPLATES @ weights - weights.sum()
-    best = min(range(len(_ORDER)), key=lambda k: (-scores[k], *_ORDER[k]))
-    return {pc for pc in range(12) if _TEMPLATES[best, pc]}
 
 
 def melody_chord_tones(score: symusic.Score) -> Ratio:

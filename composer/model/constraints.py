@@ -2,7 +2,8 @@
 
 - ``ScoreGrammar``: only tokens that keep the stream a valid score with exactly the requested
   bars and meter, in the voices (roles) asked for; each bar's control tokens forced after its
-  TimeSig; a bar with a hit accent gets notes by enough voices on that beat.
+  TimeSig; a bar with a hit accent gets notes by enough voices on that beat; notes given in
+  advance (the parts an edit keeps) forced at their positions, so the voices written read them.
 - ``KeyBias``: pitches outside the requested key's scale lose ``penalty`` logits.
 - ``Cadence``: the last bar keeps to the tonic triad, with the bass on the tonic.
 
@@ -36,6 +37,7 @@ from composer.types import BarControls
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the raised leading tone
+HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)  # the minor whose dominant has the leading tone
 
 
 @dataclass
@@ -49,16 +51,27 @@ class _Row:
     roles_bar: set[int] = field(default_factory=set)  # roles with an onset in this bar
     hit_pos: int | None = None  # position that must carry a hit in this bar
     hit_done: bool = True
+    kept: int = 0  # groups of this bar's given notes reached
+    due: tuple[int, ...] = ()  # tokens of the given notes still to write at ``pos``
+    forced: tuple[int, ...] = ()  # the rest of the given note being written
 
     def copy(self) -> _Row:
         return _Row(
             self.bar, self.expect, list(self.pending), self.pos, set(self.roles_here),
-            self.role, set(self.roles_bar), self.hit_pos, self.hit_done,
+            self.role, set(self.roles_bar), self.hit_pos, self.hit_done, self.kept, self.due,
+            self.forced,
         )  # fmt: skip
 
 
 class ScoreGrammar(LogitsProcessor):
-    """REMI grammar for ``bars`` bars of ``meter`` with per-bar controls, for a batch."""
+    """REMI grammar for ``bars`` bars of ``meter`` with per-bar controls, for a batch.
+
+    ``kept``: per bar, the notes given in advance as (position, their Program Pitch Velocity
+    Duration tokens) in position order. A row reaches each such position (it may not step
+    past one, nor end the bar, before) and writes its notes there in the roles they name
+    (which need not be among ``roles``, and may be chords); its own voices of lower roles may
+    come first, as the corpus orders the roles at a position.
+    """
 
     def __init__(
         self,
@@ -70,12 +83,18 @@ class ScoreGrammar(LogitsProcessor):
         roles: tuple[int, ...] | None = None,
         hit_voices: int = 2,
         every_role_every_bar: bool = False,
+        kept: tuple[tuple[tuple[int, tuple[int, ...]], ...], ...] = (),
     ):
         self.tok = tok
         self.bars = len(controls)
         self.controls = controls
+        self.kept = kept or ((),) * self.bars
+        if len(self.kept) != self.bars:
+            raise ValueError(f"notes kept for {len(self.kept)} bars, not {self.bars}")
         self.timesig = tok.vocab[f"TimeSig_{meter[0]}/{meter[1]}"]
         self.positions = meter[0] * tok.steps_per_beat  # miditok counts beats in 1/den units
+        if any(pos >= self.positions for bar in self.kept for pos, _ in bar):
+            raise ValueError(f"notes given past the end of a bar of {meter[0]}/{meter[1]}")
         # With ``every_role_every_bar`` a bar may end only once each role has played in it:
         # an arrangement's instruments all take part.
         self.required = set(roles) if (roles and every_role_every_bar) else set()
@@ -85,6 +104,8 @@ class ScoreGrammar(LogitsProcessor):
         self.mask_position = torch.from_numpy(k == POSITION)
         self.pos_value = torch.from_numpy(tok.value.astype(np.int64))
         self.mask_program = torch.from_numpy((k == PROGRAM) & np.isin(tok.value, roles))
+        self.any_program = torch.from_numpy(k == PROGRAM)
+        self.ordered = any(self.kept)  # roles ascend within a position around given notes
         self.mask = {kind: torch.from_numpy(k == kind) for kind in (PITCH, VELOCITY, DURATION)}
         self.rows = [_Row() for _ in range(batch)]
         self.seen = prompt_len
@@ -97,9 +118,12 @@ class ScoreGrammar(LogitsProcessor):
     def advance(self, r: _Row, token: int) -> None:
         """Update state ``r`` for ``token`` appended to its row."""
         k = self.tok.kind[token]
+        if r.forced:
+            r.forced = r.forced[1:]
         if k == BAR:
             r.bar += 1
             r.expect, r.pos, r.roles_here, r.roles_bar = "timesig", -1, set(), set()
+            r.kept = 0
             c = self.controls[r.bar - 1]
             r.pending = self.tok.control_ids(c)
             r.hit_pos = None if c.hit is None else c.hit * self.tok.steps_per_beat
@@ -112,7 +136,12 @@ class ScoreGrammar(LogitsProcessor):
                 r.expect = "body"
         elif k == POSITION:
             r.pos, r.roles_here, r.expect = int(self.tok.value[token]), set(), "program"
+            given = self._given(r)
+            if given is not None and given[0] == r.pos:
+                r.due, r.kept = given[1], r.kept + 1
         elif k == PROGRAM:
+            if r.due and token == r.due[0]:  # a given note: its pitch, velocity, duration
+                r.forced, r.due = r.due[1:4], r.due[4:]
             r.role = int(self.tok.value[token])
             r.roles_here.add(r.role)
             r.roles_bar.add(r.role)
@@ -128,7 +157,16 @@ class ScoreGrammar(LogitsProcessor):
         elif k in (EOS, PAD):
             r.expect = "done"
 
+    def _given(self, r: _Row) -> tuple[int, tuple[int, ...]] | None:
+        """The next group of given notes in the row's bar, if any is left."""
+        groups = self.kept[r.bar - 1] if 0 < r.bar <= self.bars else ()
+        return groups[r.kept] if r.kept < len(groups) else None
+
     def _signature(self, r: _Row) -> tuple:
+        if r.forced:
+            return ("forced", r.forced[0])
+        if r.due and r.expect in ("program", "body"):
+            return ("due", r.due[0], frozenset(r.roles_here))
         if r.expect == "bar":
             return ("bar", r.bar < self.bars)
         if r.expect == "controls":
@@ -136,7 +174,10 @@ class ScoreGrammar(LogitsProcessor):
         if r.expect == "body":
             may_end = self.required <= r.roles_bar
             more = r.bar < self.bars
-            return ("body", r.pos, frozenset(r.roles_here), r.hit_pos, r.hit_done, may_end, more)
+            given = self._given(r)
+            up_to = None if given is None else given[0]
+            return ("body", r.pos, frozenset(r.roles_here), r.hit_pos, r.hit_done, may_end, more,
+                    up_to)  # fmt: skip
         return (r.expect,)
 
     def allowed(self, r: _Row) -> tuple[torch.Tensor, int | None]:
@@ -151,7 +192,15 @@ class ScoreGrammar(LogitsProcessor):
     def _allowed(self, r: _Row) -> torch.Tensor:
         tok = self.tok
         allow = torch.zeros(len(tok), dtype=torch.bool)
-        if r.expect == "done":
+        if r.forced:
+            allow[r.forced[0]] = True
+        elif r.due and r.expect in ("program", "body"):
+            # The given note next, or first a voice of the row's own in a role between.
+            last = max(r.roles_here, default=-1)
+            between = (self.pos_value > last) & (self.pos_value < int(tok.value[r.due[0]]))
+            allow |= self.mask_program & between
+            allow[r.due[0]] = True  # a given chord repeats its role
+        elif r.expect == "done":
             allow[tok.pad_id] = True
         elif r.expect == "bar":
             allow[tok.bar_id if r.bar < self.bars else tok.eos_id] = True
@@ -171,14 +220,22 @@ class ScoreGrammar(LogitsProcessor):
                 allow |= self.mask_program  # the hit needs more voices at this position
                 for role in r.roles_here:
                     allow[tok.vocab[f"Program_{role}"]] = False
+                if self.ordered and r.roles_here:  # in ascending order where one is left
+                    higher = allow & ~(self.any_program & (self.pos_value <= max(r.roles_here)))
+                    allow = higher if higher.any() else allow
                 return allow
             last = self.positions - 1 if r.hit_done else r.hit_pos
+            given = self._given(r)
+            if given is not None:  # not past the next given notes
+                last = min(last, given[0])
             allow |= self.mask_position & (self.pos_value > r.pos) & (self.pos_value <= last)
             if r.pos >= 0:
                 allow |= self.mask_program
                 for role in r.roles_here:  # one onset per role and position keeps voices apart
                     allow[tok.vocab[f"Program_{role}"]] = False
-            if r.hit_done and self.required <= r.roles_bar:
+                if self.ordered and r.roles_here:
+                    allow &= ~(self.any_program & (self.pos_value <= max(r.roles_here)))
+            if r.hit_done and self.required <= r.roles_bar and given is None:
                 allow[tok.bar_id if r.bar < self.bars else tok.eos_id] = True
         return allow
 
@@ -198,11 +255,16 @@ class ScoreGrammar(LogitsProcessor):
 
 
 class KeyBias(LogitsProcessor):
-    """Lower the logits of pitches outside the key's scale by ``penalty``."""
+    """Lower the logits of pitches outside the key's scale by ``penalty``; ``degrees``
+    (semitones above the tonic) name another scale on the key's tonic."""
 
-    def __init__(self, tok: ScoreTokenizer, key: tuple[int, str], penalty: float = 3.0):
+    def __init__(
+        self, tok: ScoreTokenizer, key: tuple[int, str], penalty: float = 3.0,
+        degrees: tuple[int, ...] | None = None,
+    ):  # fmt: skip
         tonic, mode = key
-        scale = {(tonic + d) % 12 for d in (_MINOR if mode == "minor" else _MAJOR)}
+        degrees = degrees or (_MINOR if mode == "minor" else _MAJOR)
+        scale = {(tonic + d) % 12 for d in degrees}
         out = (tok.kind == PITCH) & ~np.isin(tok.value % 12, list(scale))
         self.bias = torch.from_numpy(np.where(out, -penalty, 0.0).astype(np.float32))
 
@@ -248,7 +310,7 @@ class Cadence(LogitsProcessor):
         """Ban off-cadence pitches in ``scores`` (N, V) for grammar ``states`` (N)."""
         g = self.grammar
         for i, r in enumerate(states):
-            if r.bar == g.bars and r.expect == "pitch":
+            if r.bar == g.bars and r.expect == "pitch" and not r.forced:
                 banned = self.off_tonic if r.role == self.bass else self.off_triad
                 scores[i] = scores[i].masked_fill(banned.to(scores.device), float("-inf"))
         return scores

@@ -54,9 +54,9 @@ def processors(
 ) -> tuple[ScoreGrammar, LogitsProcessorList]:
     grammar = ScoreGrammar(
         tok, req.meter, list(req.controls), batch, prompt_len, req.roles,
-        every_role_every_bar=req.every_role_every_bar,
+        every_role_every_bar=req.every_role_every_bar, kept=req.kept,
     )  # fmt: skip
-    chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty), grammar])
+    chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty, req.scale), grammar])
     if req.register_tilt or req.register_well:
         chain.insert(1, PitchTilt(tok, req.register_tilt, req.register_well))
     if req.cadence:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from composer.music.keys import find_key
-from composer.tokens.tokenizer import DURATION, PITCH, POSITION, PROGRAM, TIMESIG
+from composer.tokens.tokenizer import DURATION, PITCH, POSITION, PROGRAM, VELOCITY
 
 ADAPTER = "infill"
 NEAR = 8  # bars each side offered to the layout, which cuts them to its token budgets
@@ -52,32 +52,29 @@ def context(before: list[int], after: list[int], bar_id: int, eos_id: int) -> li
     return near_after + [eos_id] + near_before
 
 
-def notes(tok, ids: list[int]) -> tuple[list[tuple[int, int, int, int]], int]:
-    """(onset, role, pitch, duration) of every note of ``ids`` (whole bars), onsets and
-    durations in tokenizer steps from the first bar line, and the length of its bars."""
-    out, bar_start, bar_len, pos, role, started = [], 0, 0, 0, 0, False
+def given_notes(tok, ids: list[int], roles: set[int]) -> tuple:
+    """The notes of ``ids`` (whole bars) in ``roles``, as the decoding grammar takes notes given
+    in advance (GenerationRequest.kept): per bar, (position, their Program Pitch Velocity
+    Duration tokens)."""
+    bars: list[list[tuple[int, list[int]]]] = []
+    role = -1
     for i in ids:
         k = tok.kind[i]
         if i == tok.bar_id:
-            bar_start += bar_len if started else 0
-            started, pos = True, 0
-        elif k == TIMESIG:
-            bar_len = round(float(tok.beats[i]) * tok.steps_per_beat)
+            bars.append([])
         elif k == POSITION:
-            pos = int(tok.value[i])
-        elif k == PROGRAM:
-            role = int(tok.value[i])
-        elif k == PITCH:
-            out.append([bar_start + pos, role, int(tok.value[i]), 1])
-        elif k == DURATION and out:
-            out[-1][3] = max(1, int(tok.ticks[i]))
-    return [tuple(n) for n in out], bar_start + bar_len
+            bars[-1].append((int(tok.value[i]), []))
+        elif k in (PROGRAM, PITCH, VELOCITY, DURATION):
+            role = int(tok.value[i]) if k == PROGRAM else role
+            if role in roles:
+                bars[-1][-1][1].append(i)
+    return tuple(tuple((pos, tuple(ts)) for pos, ts in bar if ts) for bar in bars)
 
 
 def pitch_classes(tok, ids: list[int]) -> np.ndarray:
     """(12,) duration-weighted pitch classes of the notes of ``ids``."""
     weights = np.zeros(12)
-    for _, _, pitch, duration in notes(tok, ids)[0]:
+    for _, _, pitch, duration in tok.notes(ids)[0]:
         weights[pitch % 12] += duration
     return weights
 
@@ -90,8 +87,8 @@ def local_key(tok, before: list[int], after: list[int]) -> tuple[int, str]:
 def melody_exit(tok, span: list[int], after: list[int]) -> int | None:
     """Semitones from the span's last melody note to the first melody note of the bars after
     it (the melody: the lowest role either writes), or None where either has none."""
-    inside = [(r, p) for _, r, p, _ in notes(tok, span)[0]]
-    later = [(r, p) for _, r, p, _ in notes(tok, after)[0]]
+    inside = [(r, p) for _, r, p, _ in tok.notes(span)[0]]
+    later = [(r, p) for _, r, p, _ in tok.notes(after)[0]]
     if not inside or not later:
         return None
     melody = min(r for r, _ in inside + later)

@@ -252,6 +252,27 @@ class ScoreTokenizer:
                 length = round(float(self.beats[i]) * tpq)
         return np.asarray(starts, dtype=np.int64)
 
+    def notes(self, ids) -> tuple[list[tuple[int, int, int, int]], int]:
+        """(onset, role, pitch, duration) of every note of ``ids``, onsets and durations in
+        steps from its first bar line, and the length of its bars in steps."""
+        out, bar_start, bar_len, pos, role, started = [], 0, 0, 0, 0, False
+        for i in ids:
+            k = self.kind[i]
+            if i == self.bar_id:
+                bar_start += bar_len if started else 0
+                started, pos = True, 0
+            elif k == TIMESIG:
+                bar_len = round(float(self.beats[i]) * self.steps_per_beat)
+            elif k == POSITION:
+                pos = int(self.value[i])
+            elif k == PROGRAM:
+                role = int(self.value[i])
+            elif k == PITCH:
+                out.append([bar_start + pos, role, int(self.value[i]), 1])
+            elif k == DURATION and out:
+                out[-1][3] = max(1, int(self.ticks[i]))
+        return [tuple(n) for n in out], bar_start + bar_len
+
     def bars(self, ids: list[int]) -> list[dict]:
         """Per bar: meter, onsets (position, role, velocity) and the control tokens it carries."""
         out: list[dict] = []

@@ -33,7 +33,7 @@ from composer.music.attributes import ATTRIBUTES, VALUES, Attributes, Thresholds
 from composer.music.words import meter_class
 from composer.paths import INSTRUCTIONS
 from composer.tokens import ScoreTokenizer
-from composer.tokens.tokenizer import BAR, KEY, PITCH, POSITION, PROGRAM, TIMESIG
+from composer.tokens.tokenizer import BAR, KEY, PITCH, TIMESIG
 
 
 @dataclass(frozen=True)
@@ -51,27 +51,16 @@ class Measures:
 def melody(tok: ScoreTokenizer, ids) -> tuple[np.ndarray, np.ndarray]:
     """Onsets (in positions from the start) and pitches of the top line: the lowest role
     number present (0 is the melody), its highest pitch at each onset."""
-    onsets: dict[tuple[int, int], int] = {}  # (role, onset) -> highest pitch
-    start, pos, role = -1, 0, 0  # start: the current bar's first position (-1: before a bar)
-    bar_len = 0  # the current bar's length in positions (its TimeSig follows its Bar)
-    for i in ids:
-        k = tok.kind[i]
-        if k == BAR:
-            start = max(start, 0) + bar_len
-        elif k == TIMESIG:
-            bar_len = round(float(tok.beats[i]) * tok.steps_per_beat)
-        elif k == POSITION:
-            pos = int(tok.value[i])
-        elif k == PROGRAM:
-            role = int(tok.value[i])
-        elif k == PITCH:
-            key = (role, start + pos)
-            onsets[key] = max(onsets.get(key, 0), int(tok.value[i]))
-    if not onsets:
+    written, _ = tok.notes(ids)
+    if not written:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    top = min(r for r, _ in onsets)
-    line = sorted((t, p) for (r, t), p in onsets.items() if r == top)
-    return np.array([t for t, _ in line]), np.array([p for _, p in line])
+    top = min(r for _, r, _, _ in written)
+    line: dict[int, int] = {}  # onset -> highest pitch
+    for t, r, p, _ in written:
+        if r == top:
+            line[t] = max(line.get(t, 0), p)
+    onsets = sorted(line)
+    return np.array(onsets), np.array([line[t] for t in onsets])
 
 
 def measure(tok: ScoreTokenizer, ids) -> Measures:
