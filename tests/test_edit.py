@@ -716,33 +716,54 @@ def test_a_track_is_written_against_the_kept_tracks_in_the_score_meter(monkeypat
     assert asked[1][1].roles == (0, 1, 5) and not any(asked[1][1].kept)
 
 
-def test_a_change_of_mode_writes_the_accompaniment_again_against_the_melody():
-    """Into A minor: the melody moves by degree exactly as change_key moves it; the harmony
-    and bass are written again by the decoder in A minor, in the bars where they played; the
-    drums stay; each chord symbol names the chord the new notes make."""
+def minor_song() -> symusic.Score:
+    """Eight bars of 4/4 in A minor whose even bars sound E minor, the dominant without its
+    leading tone: a melody, a chord part and a bass."""
+    s = symusic.Score(TPQ)
+    s.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    s.key_signatures.append(symusic.KeySignature(0, 0, 1))  # A minor
+    melody = symusic.Track("melody (Flute)", 73, False)
+    chords = symusic.Track("harmony1 (Viola)", 41, False)
+    bass = symusic.Track("bass (Cello)", 42, False)
+    symbols = symusic.Track("chords", 0, False)
+    for bar in range(8):
+        lo, triad = bar * 4 * TPQ, ((57, 60, 64), (52, 55, 59))[bar % 2]
+        symbols.lyrics.append(symusic.TextMeta(lo, ("Am", "Em")[bar % 2]))
+        line = ((69, 72, 76, 72), (71, 67, 64, 67))[bar % 2]
+        melody.notes.extend(symusic.Note(lo + k * TPQ, TPQ, p + 12, 80) for k, p in enumerate(line))
+        chords.notes.extend(symusic.Note(lo, 4 * TPQ, p, 70) for p in triad)
+        bass.notes.append(symusic.Note(lo, 4 * TPQ, triad[0] - 12, 70))
+    s.tracks.extend([melody, chords, bass, symbols])
+    return s
+
+
+def test_a_minor_dominant_has_the_accompaniment_written_again_against_the_melody():
+    """Where a piece in the minor sounds the dominant without its leading tone, the decoder
+    writes the accompaniment again in the harmonic minor against the melody, which stays; a
+    major piece, or one part alone, keeps the degrees as they moved."""
     from composer.edit.span import reharmonise
     from composer.music.harmony import chord_of
 
-    moved = transforms.change_key(composed(), "A minor")
-    out, line = reharmonise(moved, seed=0)
-    assert out.tracks[MELODY].notes == moved.tracks[MELODY].notes
-    assert out.tracks[DRUMS].notes == moved.tracks[DRUMS].notes
-    assert "harmony1 (Viola), bass (Cello): written again" in line
-    lines = bar_lines(out)
-    a_minor = {9, 11, 0, 2, 4, 5, 7, 8, 6}  # with the raised sixth and seventh
-    for i in (HARMONY, BASS):
-        new, old = out.tracks[i].notes, moved.tracks[i].notes
+    song = minor_song()
+    out, line = reharmonise(song, seed=0)
+    assert out.tracks[0].notes == song.tracks[0].notes
+    assert "harmony1 (Viola), bass (Cello): written again against the melody in bars 1-8" in line
+    harmonic = {9, 11, 0, 2, 4, 5, 8}  # A harmonic minor: G sharp, not G
+    for i in (1, 2):
+        new, old = out.tracks[i].notes, song.tracks[i].notes
         assert [(n.time, n.pitch) for n in new] != [(n.time, n.pitch) for n in old]
-        for lo, hi in zip(lines, lines[1:], strict=False):
-            assert any(lo <= n.time < hi for n in new)  # every bar still has its part
-        assert sum(n.pitch % 12 in a_minor for n in new) >= 0.9 * len(new)
-    symbols = out.tracks[CHORD_TRACK].lyrics
-    for lyric, nxt in zip(symbols, symbols[1:], strict=False):
+        assert new and all(n.end <= 32 * TPQ for n in new)
+        assert sum(n.pitch % 12 in harmonic for n in new) >= 0.9 * len(new)
+    lyrics = out.tracks[3].lyrics  # each symbol names the chord the new notes make
+    for lyric, end in zip(lyrics, [x.time for x in lyrics[1:]] + [32 * TPQ], strict=True):
         weights = np.zeros(12)
         for t in out.tracks:
-            for n in t.notes if not t.is_drum else ():
-                weights[n.pitch % 12] += max(0, min(n.end, nxt.time) - max(n.time, lyric.time))
+            for n in t.notes:
+                weights[n.pitch % 12] += max(0, min(n.end, end) - max(n.time, lyric.time))
         assert transforms.chord_name(chord_of(weights)) in (lyric.text, None)
+    assert [x.text for x in lyrics] != [x.text for x in song.tracks[3].lyrics]
+    same, why = reharmonise(composed(), seed=0)  # C major
+    assert same is not None and "major keeps right" in why
     alone = transforms.change_key(piano_piece(), "A minor")  # one part: nothing to set apart
     same, why = reharmonise(alone, seed=0)
     assert same is alone and "no separate melody" in why

@@ -23,7 +23,7 @@ import numpy as np
 import symusic
 
 from composer.errors import ComposerError
-from composer.music.harmony import chord_of, consonant_share
+from composer.music.harmony import CHORDS, chord_of, consonant_share
 from composer.music.instruments import playable
 from composer.music.qualities import forms, read_qualities
 from composer.music.roles import BASS, CHORDS_TRACK, MELODY, ROLES
@@ -220,14 +220,13 @@ def reharmonise(
     plan: Plan | None = None,
     progress: ProgressFn = no_progress,
 ) -> tuple[symusic.Score, str]:
-    """``score``, moved into a new mode degree by degree, with its accompaniment (every pitched
-    track but the melody) written again by the infill adapter in the key its signature now
-    names, against the melody, a phrase at a time; chord symbols are named again from the new
-    notes. In a minor key the decoder keeps to the harmonic minor (its dominant with the
-    leading tone, which the corpus's modal minor tunes mostly lack), and of its candidates the
-    one whose harmony holds most of the melody's beats as chord tones is kept. Returns the
-    score and a line saying what was written again, or ``score`` as it was and why not (one
-    part, or no meter the decoder writes)."""
+    """``score``, moved into a minor key degree by degree, with its accompaniment (every
+    pitched track but the melody) written again by the infill adapter against the melody in
+    each phrase (up to PHRASE bars) where the move left a minor dominant, the chord the
+    minor's cadences avoid; chord symbols are then named from the notes. The decoder keeps to
+    the harmonic minor there (the corpus's modal minor tunes mostly lack the leading tone),
+    and of its candidates the one whose chords hold most of the melody's beats is kept.
+    Returns the score and a line saying what was written again, or why nothing was."""
     from composer.model.constraints import HARMONIC_MINOR
     from composer.music.midi import bar_lines
 
@@ -236,7 +235,9 @@ def reharmonise(
     if len(roles) < 2 or len(accompaniment) == len(roles):
         return score, "the harmony follows the melody's degrees: the score has no separate melody"
     melody = next(i for i in roles if i not in accompaniment)
-    scale = HARMONIC_MINOR if _key(score, None)[1] == "minor" else None
+    tonic, mode = _key(score, None)
+    if mode != "minor":
+        return score, "the harmony follows the melody's degrees, which the major keeps right"
     starts = bar_lines(score)
     phrases, lo = [], 0
     while lo < len(starts) - 1:  # phrases of up to PHRASE bars, each in one meter
@@ -246,41 +247,54 @@ def reharmonise(
             hi += 1
         phrases.append((lo, hi))
         lo = hi
-    out, written, left = score, 0, []
+    minor_v = [{(tonic + 7 + i) % 12 for i in c} for c in (CHORDS[1], CHORDS[4])]
+    out, written, left = score, [], []
     for k, (lo, hi) in enumerate(phrases):
-        if _onsets(out, accompaniment, starts[lo], starts[hi]):  # silent bars stay silent
+        chords = [c for _, c, _ in _beats(out, melody, starts[lo], starts[hi])]
+        if any(c in minor_v for c in chords):
             try:
                 cands = regenerate(out, (lo, hi), accompaniment, None, seed + k, CHOICES,
-                                   plan, starts=starts, scale=scale)  # fmt: skip
+                                   plan, starts=starts, scale=HARMONIC_MINOR)  # fmt: skip
                 out = max(cands, key=lambda c: _chord_tones(c, melody, starts[lo], starts[hi]))
-                written += hi - lo
+                written.append(f"{lo + 1}-{hi}")
             except ComposerError as e:  # a meter the decoder does not write
                 left.append(f"bars {lo + 1}-{hi} ({e})")
         progress("reharmonise", k + 1, len(phrases))
     names = ", ".join(score.tracks[i].name for i in accompaniment)
-    line = f"{names}: written again in the new mode against the melody, {written} bars"
+    line = (
+        f"{names}: written again against the melody in bars {', '.join(written)}, where "
+        "moving the degrees left a minor dominant"
+        if written
+        else "moving the degrees left no minor dominant: the accompaniment is as they moved"
+    )
     if left:
         line += "; left as the degrees moved: " + "; ".join(left)
     return _renamed_chords(out), line
 
 
-def _chord_tones(score: symusic.Score, melody: int, lo: int, hi: int) -> float:
-    """Share of the quarter notes in [lo, hi) that start under a melody note whose pitch is a
-    tone of the chord all pitched parts sound in that quarter."""
+def _beats(score: symusic.Score, melody: int, lo: int, hi: int) -> list:
+    """(start, the chord all pitched parts sound, the melody's top pitch sounding at the
+    start or None) for each quarter note in [lo, hi); the chord is None where nothing sounds."""
     tpq = score.ticks_per_quarter
     sounding = [(n.time, n.end, n.pitch) for t in score.tracks if not t.is_drum
                 for n in t.notes if n.time < hi and n.end > lo]  # fmt: skip
-    tune = [(n.time, n.end, n.pitch) for n in score.tracks[melody].notes]
-    met = counted = 0
+    tune = [(n.time, n.end, n.pitch) for n in score.tracks[melody].notes
+            if n.time < hi and n.end > lo]  # fmt: skip
+    out = []
     for beat in range(lo, hi, tpq):
-        top = [p for on, end, p in tune if on <= beat < end]
         weights = np.zeros(12)
         for on, end, p in sounding:
             weights[p % 12] += max(0, min(end, beat + tpq) - max(on, beat))
-        if top and weights.any():
-            counted += 1
-            met += max(top) % 12 in chord_of(weights)
-    return met / counted if counted else 0.0
+        top = max((p for on, end, p in tune if on <= beat < end), default=None)
+        out.append((beat, chord_of(weights) if weights.any() else None, top))
+    return out
+
+
+def _chord_tones(score: symusic.Score, melody: int, lo: int, hi: int) -> float:
+    """Share of the quarter notes in [lo, hi) that start under a melody note whose pitch is a
+    tone of the chord all pitched parts sound in that quarter."""
+    heard = [(c, top) for _, c, top in _beats(score, melody, lo, hi) if c and top is not None]
+    return sum(top % 12 in c for c, top in heard) / len(heard) if heard else 0.0
 
 
 def _renamed_chords(score: symusic.Score) -> symusic.Score:
