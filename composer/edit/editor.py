@@ -30,7 +30,7 @@ from composer.errors import ComposerError
 from composer.music.instruments import name as instrument_name
 from composer.music.instruments import playable
 from composer.music.midi import bar_lines, read_midi, read_score
-from composer.music.roles import CHORDS_TRACK
+from composer.music.roles import CHORDS_TRACK, MELODY
 from composer.outputs import Outputs, check_folder_target
 from composer.progress import ProgressFn, no_progress
 from composer.types import Plan
@@ -309,13 +309,15 @@ def _exact(
     method = "exact"
     if r.key is not None:
         mode = transforms.score_key(out)[1]
-        out = transforms.change_key(out, r.key)
-        if transforms.score_key(out)[1] != mode:
-            from composer.edit.span import reharmonise
+        moved = transforms.change_key(out, r.key)
+        if transforms.score_key(moved)[1] != mode:
+            from composer.edit.span import reharmonise, track_roles
 
-            out, line = reharmonise(out, r.seed, context.plan, progress)
+            tune = next((i for i, rs in track_roles(out).items() if rs == (MELODY,)), None)
+            moved, line = reharmonise(moved, r.seed, context.plan, progress, melody=tune)
             notes.append(line)
             method = f"exact, then {reharmonise.__module__}.{reharmonise.__name__}"
+        out = moved
     if r.tempo is not None:
         out = transforms.set_tempo(out, r.tempo)
         if context.video is not None:

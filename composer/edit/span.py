@@ -219,6 +219,7 @@ def reharmonise(
     seed: int,
     plan: Plan | None = None,
     progress: ProgressFn = no_progress,
+    melody: int | None = None,
 ) -> tuple[symusic.Score, str]:
     """``score``, moved into a minor key degree by degree, with its accompaniment (every
     pitched track but the melody) written again by the infill adapter against the melody in
@@ -226,15 +227,18 @@ def reharmonise(
     minor's cadences avoid; chord symbols are then named from the notes. The decoder keeps to
     the harmonic minor there (the corpus's modal minor tunes mostly lack the leading tone),
     and of its candidates the one whose chords hold most of the melody's beats is kept.
-    Returns the score and a line saying what was written again, or why nothing was."""
+    ``melody``: its track, as found before the move (moved degrees can reorder parts of
+    near register); else the highest part. Returns the score and a line saying what was
+    written again, or why nothing was."""
     from composer.model.constraints import HARMONIC_MINOR
     from composer.music.midi import bar_lines
 
     roles = track_roles(score)
-    accompaniment = [i for i, rs in roles.items() if MELODY not in rs]
-    if len(roles) < 2 or len(accompaniment) == len(roles):
+    if melody is None:
+        melody = next((i for i, rs in roles.items() if MELODY in rs), None)
+    if len(roles) < 2 or melody not in roles or len(roles[melody]) > 1:
         return score, "the harmony follows the melody's degrees: the score has no separate melody"
-    melody = next(i for i in roles if i not in accompaniment)
+    accompaniment = [i for i in roles if i != melody]
     tonic, mode = _key(score, None)
     if mode != "minor":
         return score, "the harmony follows the melody's degrees, which the major keeps right"

@@ -235,7 +235,7 @@ def _key_trial(score, name, melody, lines, plan, seed) -> KeyTrial | None:
     minor = key_name(tonic, "minor")
     try:
         moved = change_key(head, minor)
-        again, _ = reharmonise(moved, seed, plan)
+        again, _ = reharmonise(moved, seed, plan, melody=melody)
     except ComposerError:  # a pitch the move would take out of MIDI's range
         return None
     same = [i for i, t in enumerate(moved.tracks) if i == melody or t.is_drum]
