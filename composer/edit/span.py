@@ -223,8 +223,9 @@ def reharmonise(
 ) -> tuple[symusic.Score, str]:
     """``score``, moved into a minor key degree by degree, with its accompaniment (every
     pitched track but the melody) written again by the infill adapter against the melody in
-    each phrase (up to PHRASE bars) where the move left a minor dominant, the chord the
-    minor's cadences avoid; chord symbols are then named from the notes. The decoder keeps to
+    each phrase (up to PHRASE bars) where the move left a bar whose accompaniment sounds a
+    minor dominant, the chord the minor's cadences avoid; chord symbols are then named from
+    the notes. The decoder keeps to
     the harmonic minor there (the corpus's modal minor tunes mostly lack the leading tone),
     and of its candidates the one whose chords hold most of the melody's beats is kept.
     ``melody``: its track, as found before the move (moved degrees can reorder parts of
@@ -254,8 +255,8 @@ def reharmonise(
     minor_v = [{(tonic + 7 + i) % 12 for i in c} for c in (CHORDS[1], CHORDS[4])]
     out, written, left = score, [], []
     for k, (lo, hi) in enumerate(phrases):
-        chords = [c for _, c, _ in _beats(out, melody, starts[lo], starts[hi])]
-        if any(c in minor_v for c in chords):
+        if any(_chord(out, accompaniment, starts[b], starts[b + 1]) in minor_v
+               for b in range(lo, hi)):  # fmt: skip
             try:
                 cands = regenerate(out, (lo, hi), accompaniment, None, seed + k, CHOICES,
                                    plan, starts=starts, scale=HARMONIC_MINOR)  # fmt: skip
@@ -274,6 +275,16 @@ def reharmonise(
     if left:
         line += "; left as the degrees moved: " + "; ".join(left)
     return _renamed_chords(out), line
+
+
+def _chord(score: symusic.Score, parts, lo: int, hi: int) -> set[int] | None:
+    """The chord the pitched tracks ``parts`` sound in [lo, hi), None where nothing does."""
+    weights = np.zeros(12)
+    for i in parts:
+        for n in score.tracks[i].notes if not score.tracks[i].is_drum else ():
+            if n.time < hi and n.end > lo:
+                weights[n.pitch % 12] += min(n.end, hi) - max(n.time, lo)
+    return chord_of(weights) if weights.any() else None
 
 
 def _beats(score: symusic.Score, melody: int, lo: int, hi: int) -> list:

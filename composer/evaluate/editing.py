@@ -178,7 +178,7 @@ def eval_edit(
         except ComposerError as e:  # a request the decoder cannot serve (a meter it lacks)
             report.skipped.append(f"{name}: {e.problem}")
             continue
-        if (trial := _key_trial(score, name, melody, lines, plan, seed)) is not None:
+        if (trial := _key_trial(score, name, lines, plan, seed)) is not None:
             report.keys.append(trial)
         used += 1
     progress("eval edit", len(paths), len(paths))
@@ -219,7 +219,7 @@ def _trials(score, name, melody, lo, span, lines, plan, seed, classifier, tok) -
     return out
 
 
-def _key_trial(score, name, melody, lines, plan, seed) -> KeyTrial | None:
+def _key_trial(score, name, lines, plan, seed) -> KeyTrial | None:
     """The first KEY_BARS bars of a major score with other parts moved into the parallel
     minor, by degree and written again; None for a score that is not such."""
     from composer.edit.span import reharmonise, track_roles
@@ -228,10 +228,11 @@ def _key_trial(score, name, melody, lines, plan, seed) -> KeyTrial | None:
     from composer.music.keys import key_name
 
     tonic, mode = score_key(score)
-    roles = track_roles(score)
-    if mode != "major" or len(roles) < 2 or len(roles[melody]) > 1:
-        return None
     head = score.clip(0, lines[min(KEY_BARS, len(lines) - 1)])
+    roles = track_roles(head)  # the head's own parts: the score's melody may not play in it
+    melody = next((i for i, rs in roles.items() if rs == (0,)), None)
+    if mode != "major" or len(roles) < 2 or melody is None:
+        return None
     minor = key_name(tonic, "minor")
     try:
         moved = change_key(head, minor)
