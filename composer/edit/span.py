@@ -225,9 +225,9 @@ def reharmonise(
     pitched track but the melody) written again by the infill adapter against the melody in
     each phrase (up to PHRASE bars) where the move left a bar whose accompaniment sounds a
     minor dominant, the chord the minor's cadences avoid; chord symbols are then named from
-    the notes. The decoder keeps to
-    the harmonic minor there (the corpus's modal minor tunes mostly lack the leading tone),
-    and of its candidates the one whose chords hold most of the melody's beats is kept.
+    the notes. The decoder keeps to the harmonic minor there (the corpus's modal minor tunes
+    mostly lack the leading tone), and of its candidates the one whose chords hold most of
+    the melody's beats is kept.
     ``melody``: its track, as found before the move (moved degrees can reorder parts of
     near register); else the highest part. Returns the score and a line saying what was
     written again, or why nothing was."""
@@ -318,17 +318,14 @@ def _renamed_chords(score: symusic.Score) -> symusic.Score:
     from composer.edit.transforms import chord_name
 
     out = score.copy()
-    sounding = [(n.time, n.end, n.pitch) for t in score.tracks if not t.is_drum
-                for n in t.notes]  # fmt: skip
+    parts = range(len(score.tracks))
     for t in out.tracks:
         if t.name != CHORDS_TRACK or not len(t.lyrics):
             continue
-        times = [x.time for x in t.lyrics] + [max((e for _, e, _ in sounding), default=0)]
+        times = [x.time for x in t.lyrics] + [score.end()]
         for lyric, lo, hi in zip(t.lyrics, times, times[1:], strict=False):
-            weights = np.zeros(12)
-            for on, end, p in sounding:
-                weights[p % 12] += max(0, min(end, hi) - max(on, lo))
-            if weights.any() and (name := chord_name(chord_of(weights))) is not None:
+            tones = _chord(score, parts, lo, hi)
+            if tones is not None and (name := chord_name(tones)) is not None:
                 lyric.text = name
     return out
 
