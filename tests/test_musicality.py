@@ -13,7 +13,7 @@ import symusic
 from composer.errors import ComposerError
 from composer.evaluate import musicianship as m
 from composer.evaluate.musicality import eval_musicality
-from composer.music.harmony import chord_of
+from composer.music.harmony import chord_of, window_chords
 
 TPQ = 24
 
@@ -60,6 +60,21 @@ def test_a_melody_off_the_chord_on_strong_beats_is_caught():
     assert m.melody_chord_tones(off) == (0, 4)
     weights = [48, 0, 48, 0, 48, 0, 0, 48, 0, 0, 0, 0]  # C, D, E, G equally long
     assert chord_of(np.array(weights)) == {0, 4, 7}
+
+
+def test_window_chords_weigh_each_note_where_it_sounds():
+    """A held G under C E then under B D: each window reads the chord that sounds in it; a
+    window where nothing sounds reads none; drums are not harmony."""
+    s = symusic.Score(480)
+    bass, upper, drums = (symusic.Track("b", 0, False), symusic.Track("u", 0, False),
+                          symusic.Track("d", 0, True))  # fmt: skip
+    bass.notes.append(symusic.Note(0, 960, 43, 80))
+    upper.notes.extend(symusic.Note(0, 480, p, 80) for p in (60, 64))
+    upper.notes.extend(symusic.Note(480, 480, p, 80) for p in (59, 62))
+    drums.notes.append(symusic.Note(960, 480, 37, 80))
+    s.tracks.extend([bass, upper, drums])
+    assert window_chords(s, [0, 1, 2], [0, 480, 960, 1440]) == [{0, 4, 7}, {7, 11, 2}, None]
+    assert window_chords(s, [1], [480, 960]) == [chord_of(np.eye(12)[11] + np.eye(12)[2])]
 
 
 @pytest.mark.parametrize(

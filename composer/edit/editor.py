@@ -293,9 +293,8 @@ def _exact(
 ) -> tuple[symusic.Score, list[int] | None, list[str], str]:  # fmt: skip
     """The exact edits applied in turn, and the method; every track named is found in the
     score as it was, so renaming one (a new instrument) cannot change what the next edit
-    names. A key change into the other mode also has the decoder write the accompaniment
-    again (composer.edit.span.reharmonise): moving degrees alone leaves the minor's harmony
-    without its leading tone, the major's with a minor dominant's borrowed colour."""
+    names. A key change into the minor also has the decoder write the accompaniment again
+    where moving the degrees left a minor dominant (composer.edit.span.reharmonise)."""
     programs = {track_index(score, t): transforms.program_of(w)
                 for t, w in (r.instrument or {}).items()}  # fmt: skip
     muted = {track_index(score, t) for t in r.mute or []}

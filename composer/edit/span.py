@@ -23,7 +23,7 @@ import numpy as np
 import symusic
 
 from composer.errors import ComposerError
-from composer.music.harmony import CHORDS, chord_of, consonant_share
+from composer.music.harmony import CHORDS, consonant_share, window_chords
 from composer.music.instruments import playable
 from composer.music.qualities import forms, read_qualities
 from composer.music.roles import BASS, CHORDS_TRACK, MELODY, ROLES
@@ -255,8 +255,7 @@ def reharmonise(
     minor_v = [{(tonic + 7 + i) % 12 for i in c} for c in (CHORDS[1], CHORDS[4])]
     out, written, left = score, [], []
     for k, (lo, hi) in enumerate(phrases):
-        if any(_chord(out, accompaniment, starts[b], starts[b + 1]) in minor_v
-               for b in range(lo, hi)):  # fmt: skip
+        if any(c in minor_v for c in window_chords(out, accompaniment, starts[lo : hi + 1])):
             try:
                 cands = regenerate(out, (lo, hi), accompaniment, None, seed + k, CHOICES,
                                    plan, starts=starts, scale=HARMONIC_MINOR)  # fmt: skip
@@ -277,38 +276,22 @@ def reharmonise(
     return _renamed_chords(out), line
 
 
-def _chord(score: symusic.Score, parts, lo: int, hi: int) -> set[int] | None:
-    """The chord the pitched tracks ``parts`` sound in [lo, hi), None where nothing does."""
-    weights = np.zeros(12)
-    for i in parts:
-        for n in score.tracks[i].notes if not score.tracks[i].is_drum else ():
-            if n.time < hi and n.end > lo:
-                weights[n.pitch % 12] += min(n.end, hi) - max(n.time, lo)
-    return chord_of(weights) if weights.any() else None
-
-
 def _beats(score: symusic.Score, melody: int, lo: int, hi: int) -> list:
-    """(start, the chord all pitched parts sound, the melody's top pitch sounding at the
-    start or None) for each quarter note in [lo, hi); the chord is None where nothing sounds."""
-    tpq = score.ticks_per_quarter
-    sounding = [(n.time, n.end, n.pitch) for t in score.tracks if not t.is_drum
-                for n in t.notes if n.time < hi and n.end > lo]  # fmt: skip
+    """(the chord all pitched parts sound, the melody's top pitch sounding at its start or
+    None) for each quarter note in [lo, hi); the chord is None where nothing sounds."""
+    edges = list(range(lo, hi, score.ticks_per_quarter)) + [hi]
+    chords = window_chords(score, range(len(score.tracks)), edges)
     tune = [(n.time, n.end, n.pitch) for n in score.tracks[melody].notes
             if n.time < hi and n.end > lo]  # fmt: skip
-    out = []
-    for beat in range(lo, hi, tpq):
-        weights = np.zeros(12)
-        for on, end, p in sounding:
-            weights[p % 12] += max(0, min(end, beat + tpq) - max(on, beat))
-        top = max((p for on, end, p in tune if on <= beat < end), default=None)
-        out.append((beat, chord_of(weights) if weights.any() else None, top))
-    return out
+    tops = [max((p for on, end, p in tune if on <= beat < end), default=None)
+            for beat in edges[:-1]]  # fmt: skip
+    return list(zip(chords, tops, strict=True))
 
 
 def _chord_tones(score: symusic.Score, melody: int, lo: int, hi: int) -> float:
     """Share of the quarter notes in [lo, hi) that start under a melody note whose pitch is a
     tone of the chord all pitched parts sound in that quarter."""
-    heard = [(c, top) for _, c, top in _beats(score, melody, lo, hi) if c and top is not None]
+    heard = [(c, top) for c, top in _beats(score, melody, lo, hi) if c and top is not None]
     return sum(top % 12 in c for c, top in heard) / len(heard) if heard else 0.0
 
 
@@ -318,13 +301,12 @@ def _renamed_chords(score: symusic.Score) -> symusic.Score:
     from composer.edit.transforms import chord_name
 
     out = score.copy()
-    parts = range(len(score.tracks))
     for t in out.tracks:
         if t.name != CHORDS_TRACK or not len(t.lyrics):
             continue
         times = [x.time for x in t.lyrics] + [score.end()]
-        for lyric, lo, hi in zip(t.lyrics, times, times[1:], strict=False):
-            tones = _chord(score, parts, lo, hi)
+        chords = window_chords(score, range(len(score.tracks)), times)
+        for lyric, tones in zip(t.lyrics, chords, strict=True):
             if tones is not None and (name := chord_name(tones)) is not None:
                 lyric.text = name
     return out

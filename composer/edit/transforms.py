@@ -203,22 +203,15 @@ def change_key(score: symusic.Score, key: str | Key) -> symusic.Score:
 def _dominant_beats(score: symusic.Score, tonic: int) -> np.ndarray:
     """Per quarter note of ``score`` (in the major key on ``tonic``): whether its pitched
     notes sound the dominant's chord (V, V7) or the leading tone's (vii)."""
-    from composer.music.harmony import CHORDS, chord_of
+    from composer.music.harmony import CHORDS, window_chords
 
     tpq = score.ticks_per_quarter
     beats = max(1, -(-max((t.end() for t in score.tracks), default=0) // tpq))
-    weights = np.zeros((beats, 12))
-    for t in score.tracks:
-        if t.is_drum or not len(t.notes) or t.name == CHORDS_TRACK:
-            continue
-        arr = t.notes.numpy()
-        for start, end, pitch in zip(arr["time"], arr["time"] + arr["duration"], arr["pitch"],
-                                     strict=True):  # fmt: skip
-            for b in range(start // tpq, min(-(-end // tpq), beats)):
-                weights[b, pitch % 12] += min(end, (b + 1) * tpq) - max(start, b * tpq)
     wanted = [{(tonic + 7 + i) % 12 for i in c} for c in (CHORDS[0], CHORDS[3])]
     wanted.append({(tonic + 11 + i) % 12 for i in CHORDS[2]})
-    return np.array([w.any() and chord_of(w) in wanted for w in weights], dtype=bool)
+    parts = [i for i, t in enumerate(score.tracks) if t.name != CHORDS_TRACK]
+    chords = window_chords(score, parts, list(range(0, (beats + 1) * tpq, tpq)))
+    return np.array([c in wanted for c in chords], dtype=bool)
 
 
 def _root(symbol: str) -> int | None:
@@ -234,11 +227,11 @@ def _melodic_minor(notes, tonic: int):
     arr = notes.numpy()
     pitch = arr["pitch"].astype(np.int16)
     order = np.lexsort((pitch, arr["time"]))
-    onsets = np.unique(arr["time"])
-    at = {t: order[arr["time"][order] == t] for t in onsets}
-    for k in range(len(onsets) - 2, -1, -1):  # from the end: a note's next is already final
-        following = pitch[at[onsets[k + 1]]]
-        for j in at[onsets[k]]:
+    # The notes of each onset, in time order: the sorted times split where they change.
+    at = np.split(order, np.flatnonzero(np.diff(arr["time"][order])) + 1)
+    for k in range(len(at) - 2, -1, -1):  # from the end: a note's next is already final
+        following = pitch[at[k + 1]]
+        for j in at[k]:
             nxt = following[np.abs(following - pitch[j]).argmin()]
             degree = (pitch[j] - tonic) % 12
             if (degree == 10 and nxt - pitch[j] == 2 and (nxt - tonic) % 12 == 0) or \

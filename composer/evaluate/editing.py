@@ -226,11 +226,12 @@ def _key_trial(score, name, lines, plan, seed) -> KeyTrial | None:
     from composer.edit.transforms import change_key, score_key
     from composer.evaluate.musicianship import melody_chord_tones
     from composer.music.keys import key_name
+    from composer.music.roles import MELODY
 
     tonic, mode = score_key(score)
     head = score.clip(0, lines[min(KEY_BARS, len(lines) - 1)])
     roles = track_roles(head)  # the head's own parts: the score's melody may not play in it
-    melody = next((i for i, rs in roles.items() if rs == (0,)), None)
+    melody = next((i for i, rs in roles.items() if rs == (MELODY,)), None)
     if mode != "major" or len(roles) < 2 or melody is None:
         return None
     minor = key_name(tonic, "minor")
@@ -250,16 +251,13 @@ def _key_trial(score, name, lines, plan, seed) -> KeyTrial | None:
 def _dominants(score, melody: int, lines: list[int], tonic: int) -> tuple[int, int]:
     """(bars whose accompaniment's chord is the dominant's with the leading tone, bars whose
     chord is rooted on the dominant), over the bars between ``lines``."""
-    from composer.music.harmony import CHORDS, chord_of
+    from composer.music.harmony import CHORDS, window_chords
 
     dominant = [{(tonic + 7 + i) % 12 for i in c} for c in CHORDS]
+    others = [i for i in range(len(score.tracks)) if i != melody]
     major = counted = 0
-    for lo, hi in zip(lines, lines[1:], strict=False):
-        weights = np.zeros(12)
-        for i, t in enumerate(score.tracks):
-            for n in t.notes if i != melody and not t.is_drum else ():
-                weights[n.pitch % 12] += max(0, min(n.end, hi) - max(n.time, lo))
-        if weights.any() and (tones := chord_of(weights)) in dominant:
+    for tones in window_chords(score, others, lines):
+        if tones in dominant:
             counted += 1
             major += (tonic + 11) % 12 in tones
     return major, counted
