@@ -230,7 +230,9 @@ def _add_edit_command(sub) -> None:
     e.add_argument("--instrument", action="append", metavar="TRACK=INSTRUMENT", help="give a "
                    "track another instrument: melody=flute, bass=43 (repeatable)")  # fmt: skip
     e.add_argument("--transpose", type=int, metavar="SEMITONES", help="e.g. +2, -12")
-    e.add_argument("--tempo", type=float, metavar="BPM", help="the first tempo; the rest scale")
+    e.add_argument("--tempo", type=float, metavar="BPM",
+                   help="the first tempo, the rest in proportion; on a scored video, bars are "
+                        "dropped or repeated between its cuts so each keeps its beat")  # fmt: skip
     e.add_argument("--key", help='move the score into this key, e.g. "E minor"')
     e.add_argument("--mute", action="append", metavar="TRACK", help="silence a track")
     e.add_argument("--delete", action="append", metavar="TRACK", help="remove a track")

@@ -89,12 +89,11 @@ def arrange(music: GenerationResult | symusic.Score, plan: Plan) -> symusic.Scor
     out.time_signatures.append(symusic.TimeSignature(0, num, den))
     sharps, minor = key_signature(tuple(plan.key.value))
     out.key_signatures.append(symusic.KeySignature(0, sharps, minor))
-    for seg in plan.tempo_map:
-        out.tempos.append(symusic.Tempo(round(seg.beat * unit_ticks), float(seg.bpm)))
+    out.tempos.extend(tempo_events(plan, unit_ticks))
     programs = role_programs(plan, len(ROLES))
     # The music ends with the picture: at the last bar line, or, when an explicit tempo kept
     # whole bars from filling the duration, with the last chord held to the end.
-    end = round(_beat_at(plan, plan.duration.value) * unit_ticks)
+    end = round(beat_at(plan, plan.duration.value) * unit_ticks)
     tracks = sorted((t for t in score.tracks if len(t.notes)), key=lambda t: t.program)
     roles = [t.program for t in tracks]  # melody first, bass last
     form = plan.form or Form([], [])
@@ -128,14 +127,23 @@ def arrange(music: GenerationResult | symusic.Score, plan: Plan) -> symusic.Scor
             timp.notes.append(symusic.Note(t, unit_ticks, tonic, 100))
         out.tracks.append(timp)
     out.tracks.append(chord_track(chords))
-    for i, bar in enumerate(plan.bars):
-        if bar.section and i > 0:
-            out.markers.append(symusic.TextMeta(i * bar_ticks, f"section {_clock(bar.start)}"))
+    out.markers.extend(markers(plan, bar_ticks, unit_ticks))
+    return out
+
+
+def tempo_events(plan: Plan, unit_ticks: int) -> list[symusic.Tempo]:
+    """The plan's tempo map as the score's tempo events (its beats in the meter's unit)."""
+    return [symusic.Tempo(round(s.beat * unit_ticks), float(s.bpm)) for s in plan.tempo_map]
+
+
+def markers(plan: Plan, bar_ticks: int, unit_ticks: int) -> list[symusic.TextMeta]:
+    """Markers at the sections and hit points, named by their time in the video."""
+    out = [symusic.TextMeta(i * bar_ticks, f"section {_clock(bar.start)}")
+           for i, bar in enumerate(plan.bars) if bar.section and i > 0]  # fmt: skip
     for h in plan.hit_points:
         t = h.bar * bar_ticks + h.beat * unit_ticks
-        out.markers.append(symusic.TextMeta(t, f"{h.kind} {_clock(h.time)}"))
-    out.markers.sort(key=lambda m: m.time)
-    return out
+        out.append(symusic.TextMeta(t, f"{h.kind} {_clock(h.time)}"))
+    return sorted(out, key=lambda m: m.time)
 
 
 def chord_track(chords: list[Chord]) -> symusic.Track:
@@ -262,7 +270,7 @@ def _sections(form: Form, roles: list[int], bar: int, end: int):
     return out
 
 
-def _beat_at(plan: Plan, seconds: float) -> float:
+def beat_at(plan: Plan, seconds: float) -> float:
     """The beat (in the meter's unit) at ``seconds``, from the plan's tempo map."""
     unit = plan.meter.value[1] / 4
     seg = plan.tempo_map[0]

@@ -6,14 +6,17 @@ and the file itself is never touched. Everything is checked before anything is w
 options, the file, the bars and tracks named, and the edit itself (a transposition that would
 leave MIDI's range is refused, not clipped).
 
-Exact edits are composer.edit.transforms. Regenerating bars (``bars``, ``tracks`` or a
-``prompt`` without an exact edit) needs the span decoder, composer.edit.span. The outputs beside
-score.mid are then made again from the new score: score.wav, score.musicxml, timeline.png (from
-the plan in plan.json) and video.mp4 (while the video plan.json names is still on disk).
+Exact edits are composer.edit.transforms, and composer.edit.conform for a tempo on a scored
+video (its bars fitted again to the cuts, and plan.json with them). Regenerating bars (``bars``,
+``tracks`` or a ``prompt`` without an exact edit) needs the span decoder, composer.edit.span.
+The outputs beside score.mid are then made again from the new score: score.wav, score.musicxml,
+timeline.png (from the plan in plan.json) and video.mp4 (while the video plan.json names is
+still on disk).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import symusic
 
-from composer.edit import history, transforms
+from composer.edit import conform, history, transforms
 from composer.edit.history import CANDIDATES, HISTORY, SCORE, EditRequest, Span, Version
 from composer.edit.transforms import MUTED, Bars, TrackRef, bar_span, parse_bars, track_index
 from composer.errors import ComposerError
@@ -55,6 +58,7 @@ class _Context:
     plan: Plan | None = None
     video: Path | None = None
     problem: str | None = None
+    record: dict | None = None  # plan.json as read, to write again around a new plan
 
 
 def edit(
@@ -81,7 +85,8 @@ def edit(
 
     ``bars`` ("9-12", 1-based, inclusive) and ``tracks`` (indices, role words or names) scope a
     ``transpose`` or a regeneration; ``instrument`` ({track: "flute" or 73}), ``mute`` and
-    ``delete`` name their tracks; ``tempo`` (the first tempo, in bpm) and ``key`` ("E minor")
+    ``delete`` name their tracks; ``tempo`` (the first tempo, in bpm; on a scored video, bars
+    are dropped or repeated between its cuts, composer.edit.conform) and ``key`` ("E minor")
     change the whole score. ``preview`` writes the ``n`` candidates to candidates/K/ for
     :func:`accept` and leaves score.mid as it is.
     """
@@ -100,12 +105,17 @@ def edit(
     context = _context(folder) if folder else _Context()
     progress("edit", 0, 2)
     try:
-        made, method, span, notes = _make(score, request, exact, context, progress)
+        made, method, span, notes, plan = _make(score, request, exact, context, progress)
     except ComposerError as e:  # a problem with the score's bars or tracks: name the file
         if e.path:
             raise
         raise ComposerError(folder / SCORE if folder else path, e.problem) from None
     progress("edit", 1, 2)
+    plan_json = None
+    if plan is not None:  # the bars moved (a tempo fitted to the cuts): plan.json follows
+        record = context.record | {"plan": plan.to_dict()}
+        plan_json = (json.dumps(record, indent=2) + "\n").encode()
+        context = dataclasses.replace(context, plan=plan)
 
     def work(place: Path, fresh: bool) -> EditResult:
         first = history.load(place) is None
@@ -119,16 +129,19 @@ def edit(
                     files += _refresh(place, score, names, context, outputs, notes, progress)
                 candidates = [s.dumps_midi() for s in made]
                 places = history.propose(place, candidates, request, seed=seed, span=span,
-                                         method=method, outputs=outputs)  # fmt: skip
+                                         method=method, plan=plan_json,
+                                         outputs=outputs)  # fmt: skip
                 for k, tmp in enumerate(places, 1):
                     _render(tmp / SCORE, tmp / "score.wav", progress)
                     files += [place / CANDIDATES / str(k) / n for n in (SCORE, "score.wav")]
                 number = history.load(place).current if not first else 0
             else:
                 version = history.record(place, made[0].dumps_midi(), request, seed=seed,
-                                         span=span, method=method, outputs=outputs)  # fmt: skip
+                                         span=span, method=method, plan=plan_json,
+                                         outputs=outputs)  # fmt: skip
                 number = version.number
                 files += [place / SCORE, history.version_folder(place, number)]
+                files += [place / history.PLAN] if plan_json else []
                 files += [history.version_folder(place, 0)] if first else []
                 files += _refresh(place, made[0], names, context, outputs, notes, progress)
         progress("edit", 2, 2)
@@ -246,7 +259,7 @@ def _context(folder: Path) -> _Context:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         # Only the timeline needs the plan: the edit goes ahead and says what it left.
         return _Context(problem=f"timeline.png left as it was: {path} cannot be read ({e})")
-    return _Context(plan, Path(data["video"]) if data.get("video") else None)
+    return _Context(plan, Path(data["video"]) if data.get("video") else None, record=data)
 
 
 # --- the edit --------------------------------------------------------------------------------
@@ -254,14 +267,15 @@ def _context(folder: Path) -> _Context:
 
 def _make(
     score: symusic.Score, r: EditRequest, exact: bool, context: _Context, progress: ProgressFn
-) -> tuple[list[symusic.Score], str, Span, list[str]]:
-    """The edited score (or the decoder's candidates), the method, the span, notes."""
+) -> tuple[list[symusic.Score], str, Span, list[str], Plan | None]:
+    """The edited score (or the decoder's candidates), the method, the span, notes, and the
+    plan where the edit moved its bars."""
     bars = parse_bars(r.bars) if r.bars is not None else None
     bar_span(score, bars)  # refuses bars outside the score
     ids = sorted({track_index(score, t) for t in r.tracks}) if r.tracks else None
     if exact:
-        edited, touched, notes, method = _exact(score, r, bars, ids, context, progress)
-        return [edited], method, Span(list(bars) if bars else None, touched), notes
+        edited, touched, notes, method, plan = _exact(score, r, bars, ids, context, progress)
+        return [edited], method, Span(list(bars) if bars else None, touched), notes, plan
     regenerate = _decoder()
     chosen = ids or [
         i for i, t in enumerate(score.tracks) if not t.is_drum and t.name != CHORDS_TRACK
@@ -272,7 +286,7 @@ def _make(
     made = regenerate(score, (first - 1, last), chosen, r.prompt, r.seed, r.n,
                       plan=context.plan, progress=progress, starts=lines)  # fmt: skip
     method = f"{regenerate.__module__}.{regenerate.__name__}"
-    return list(made), method, Span([first, last], chosen), []
+    return list(made), method, Span([first, last], chosen), [], None
 
 
 def _decoder() -> Callable:
@@ -290,16 +304,18 @@ def _decoder() -> Callable:
 def _exact(
     score: symusic.Score, r: EditRequest, bars: Bars | None, ids: list[int] | None,
     context: _Context, progress: ProgressFn,
-) -> tuple[symusic.Score, list[int] | None, list[str], str]:  # fmt: skip
-    """The exact edits applied in turn, and the method; every track named is found in the
-    score as it was, so renaming one (a new instrument) cannot change what the next edit
-    names. A key change into the minor also has the decoder write the accompaniment again
-    where moving the degrees left a minor dominant (composer.edit.span.reharmonise)."""
+) -> tuple[symusic.Score, list[int] | None, list[str], str, Plan | None]:  # fmt: skip
+    """The exact edits applied in turn, the method, and the plan where bars moved; every
+    track named is found in the score as it was, so renaming one (a new instrument) cannot
+    change what the next edit names. A key change into the minor also has the decoder write
+    the accompaniment again where moving the degrees left a minor dominant
+    (composer.edit.span.reharmonise). A tempo on a scored video drops or repeats bars between
+    its cuts so they keep their beats (composer.edit.conform)."""
     programs = {track_index(score, t): transforms.program_of(w)
                 for t, w in (r.instrument or {}).items()}  # fmt: skip
     muted = {track_index(score, t) for t in r.mute or []}
     deleted = {track_index(score, t) for t in r.delete or []}
-    out, notes = score, []
+    out, notes, plan = score, [], None
     for i, program in programs.items():
         out = transforms.set_instrument(out, i, program)
         notes += _range_note(out.tracks[i], program)
@@ -318,10 +334,18 @@ def _exact(
             method = f"exact, then {reharmonise.__module__}.{reharmonise.__name__}"
         out = moved
     if r.tempo is not None:
-        out = transforms.set_tempo(out, r.tempo)
-        if context.video is not None:
-            notes.append("the tempo changed, so the video's cuts no longer fall on the bar lines "
-                         "they were fitted to (compose again to fit them)")  # fmt: skip
+        scored = context.video is not None and context.plan is not None
+        if scored and conform.fits(out, context.plan):
+            fitted = conform.conform(out, context.plan, r.tempo)
+            out, plan = fitted.score, fitted.plan
+            notes.append(fitted.note)
+            method += f", then {conform.__name__}.conform"
+        else:
+            out = transforms.set_tempo(out, r.tempo)
+            if scored:
+                notes.append("the tempo changed, so the video's cuts no longer fall on the bar "
+                             "lines they were fitted to: the score's bars no longer match its "
+                             "plan.json (compose again to fit them)")  # fmt: skip
     for i in sorted(muted):
         out = transforms.mute(out, i)
     for i in sorted(deleted, reverse=True):
@@ -332,7 +356,7 @@ def _exact(
         raise ComposerError(None, "the edit would leave no notes to play")
     everything = r.key is not None or r.tempo is not None or (r.transpose is not None and not ids)
     touched = None if everything else sorted(set(programs) | muted | deleted | set(ids or ()))
-    return out, touched, notes, method
+    return out, touched, notes, method, plan
 
 
 def _range_note(track: symusic.Track, program: int) -> list[str]:
@@ -377,8 +401,8 @@ def _step(
     with Outputs(force=True) as outputs:
         version = step(folder, outputs=outputs)
         score = load_score(source(folder, version))
-        kept = history.version_folder(folder, version.number)
-        # The version's own plan.json, where it differs from the one in place until the commit.
+        # The version's (or candidate's) own plan.json: the one in place changes at the commit.
+        kept = source(folder, version).parent
         context = _context(kept if (kept / "plan.json").is_file() else folder)
         files = [folder / SCORE, folder / HISTORY]
         files += _refresh(folder, score, names, context, outputs, notes, progress)

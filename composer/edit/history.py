@@ -143,15 +143,17 @@ def record(
     seed: int = 0,
     span: Span = Span(),  # noqa: B008 (frozen: sharing is safe)
     method: str = "exact",
+    plan: bytes | None = None,
     outputs: Outputs | None = None,
 ) -> Version:
     """Make ``score_bytes`` the folder's new current version: score.mid, versions/NNN/ and the
-    history (with version 0, the score as it was, on the first edit)."""
+    history (with version 0, the score as it was, on the first edit); ``plan``, a new
+    plan.json for it, where the edit moved the bars the plan lays out."""
     folder = Path(folder)
     with _writing(outputs) as out:
         history = _started(folder, out)
         check_unchanged(folder, history)
-        return _add(folder, history, score_bytes, request, seed, span, method, out)
+        return _add(folder, history, score_bytes, request, seed, span, method, out, plan)
 
 
 def undo(folder: str | Path, *, outputs: Outputs | None = None) -> Version:
@@ -184,11 +186,13 @@ def propose(
     seed: int = 0,
     span: Span = Span(),  # noqa: B008 (frozen: sharing is safe)
     method: str = "exact",
+    plan: bytes | None = None,
     outputs: Outputs | None = None,
 ) -> list[Path]:
-    """Write each candidate as candidates/K/score.mid (replacing an earlier preview's) and
-    note them in the history; score.mid stays as it is. Returns the candidates' folders: with
-    ``outputs``, temporary ones until it commits, where each candidate's audio goes."""
+    """Write each candidate as candidates/K/score.mid (replacing an earlier preview's), with
+    ``plan`` as its plan.json where given, and note them in the history; score.mid stays as it
+    is. Returns the candidates' folders: with ``outputs``, temporary ones until it commits,
+    where each candidate's audio goes."""
     folder = Path(folder)
     with _writing(outputs) as out:
         history = _started(folder, out)
@@ -199,7 +203,9 @@ def propose(
             place = root / str(k)
             place.mkdir()
             (place / SCORE).write_bytes(data)  # inside a temporary folder: renamed as a whole
-            write_marker(place, [SCORE, "score.wav"])
+            if plan is not None:
+                (place / PLAN).write_bytes(plan)
+            write_marker(place, [SCORE, "score.wav"] + ([PLAN] if plan is not None else []))
             places.append(place)
         shas = [sha256(data) for data in candidates]
         waiting = Preview(history.current, request, seed, span, method, shas)
@@ -227,8 +233,9 @@ def accept(folder: str | Path, k: int, *, outputs: Outputs | None = None) -> Ver
     if sha256(data) != waiting.sha256[k - 1]:
         raise ComposerError(path, "changed since composer wrote it: preview again")
     with _writing(outputs) as out:
+        plan = path.parent / PLAN
         return _add(folder, history, data, waiting.request, waiting.seed, waiting.span,
-                    waiting.method, out)  # fmt: skip
+                    waiting.method, out, _read(plan) if plan.is_file() else None)  # fmt: skip
 
 
 # --- inside ----------------------------------------------------------------------------------
@@ -265,10 +272,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _keep(folder: Path, number: int, score_bytes: bytes, out: Outputs) -> list[str]:
-    """versions/NNN/: the score, and a copy of plan.json where the folder has one."""
+def _keep(
+    folder: Path, number: int, score_bytes: bytes, out: Outputs, plan: bytes | None = None
+) -> list[str]:
+    """versions/NNN/: the score, and its plan.json (``plan``, else a copy of the folder's)."""
     place = out.folder(version_folder(folder, number))
     (place / SCORE).write_bytes(score_bytes)  # inside a temporary folder: renamed as a whole
+    if plan is not None:
+        (place / PLAN).write_bytes(plan)
+        return [SCORE, PLAN]
     if (folder / PLAN).is_file():
         shutil.copyfile(folder / PLAN, place / PLAN)
         return [SCORE, PLAN]
@@ -287,12 +299,14 @@ def _started(folder: Path, out: Outputs) -> History:
 
 
 def _add(folder: Path, history: History, score_bytes: bytes, request: EditRequest, seed: int,
-         span: Span, method: str, out: Outputs) -> Version:  # fmt: skip
+         span: Span, method: str, out: Outputs, plan: bytes | None = None) -> Version:  # fmt: skip
     number = max(v.number for v in history.versions) + 1
-    files = _keep(folder, number, score_bytes, out)
+    files = _keep(folder, number, score_bytes, out, plan)
     version = Version(number, history.current, request, seed, span, method,
                       sha256(score_bytes), _now(), files)  # fmt: skip
     out.file(folder / SCORE, "midi").write_bytes(score_bytes)
+    if plan is not None:
+        out.file(folder / PLAN, "json").write_bytes(plan)
     history = History([*history.versions, version], number, preview=None)
     _save(folder, history, out)
     return version

@@ -24,6 +24,13 @@ accompaniment written again against the melody (composer.edit.span.reharmonise).
 both: the melody's strong-beat notes that are tones of the chord sounding (musicianship's
 measure), and the bars whose accompaniment makes a dominant chord that carry its leading tone
 (a major dominant, as the minor's cadences have it, not the minor one degrees leave).
+
+Each composer folder that scores a video also gets new tempi (TEMPI times its tempo), set as
+`--tempo` sets them: the tempo map scaled alone, and conformed (composer.edit.conform: bars
+dropped or repeated between the cuts). Measured from the score in seconds: each cut marker's
+distance from its cut in the video, the music's end from the video's, the time-weighted mean
+distance of the tempo from the one asked for, and for each seam the cosine likeness of the bars
+it joins against the mean of every place the run could have gone.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ SPAN = 4  # bars
 TARGET = 0.80  # share of trials "more intense" and "sparser" move the span as they ask
 REQUESTS = ("more intense", "sparser", "in the style of a chorale", "in the style of a reel")
 KEY_BARS = 16  # bars of each score moved into the minor
+TEMPI = (0.8, 0.9, 1.1, 1.25)  # new tempi asked of a scored video, times its first tempo
 
 
 @dataclass
@@ -69,10 +77,24 @@ class KeyTrial:
 
 
 @dataclass
+class TempoTrial:
+    score: str
+    asked: float  # bpm
+    refused: str | None  # why conforming could not come nearer (then the rest are the scaled)
+    bars: tuple[int, int]  # before, after
+    # (scaled, conformed):
+    cut_ms: tuple[float, float] | None  # the worst cut marker's distance from its cut
+    end_s: tuple[float, float]  # the music's end from the video's
+    tempo_off: tuple[float, float]  # time-weighted mean |tempo / asked - 1|
+    seams: list[tuple[float, float]] = field(default_factory=list)  # chosen, mean of possible
+
+
+@dataclass
 class EditReport:
     trials: list[Trial] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "FILE: why"
     keys: list[KeyTrial] = field(default_factory=list)
+    tempi: list[TempoTrial] = field(default_factory=list)
 
     def rate(self, request: str) -> tuple[int, int]:
         mine = [t for t in self.trials if t.request == request]
@@ -127,7 +149,35 @@ class EditReport:
                          f"tone: {share(*total[4:6])} by degree, {share(*total[6:])} written "
                          f"again; melody and drums kept: {sum(t.kept for t in self.keys)}/"
                          f"{len(self.keys)}")  # fmt: skip
+        if self.tempi:
+            lines += ["", self._tempo_table()]
         return "\n".join(lines)
+
+    def _tempo_table(self) -> str:
+        lines = [f"a new tempo on a scored video: {'score':28s} {'bpm':>6s} {'bars':>7s} "
+                 f"{'cut ms scaled>conformed':>24s} {'end s':>12s} {'tempo off':>13s}"]  # fmt: skip
+        for t in self.tempi:
+            cut = f"{t.cut_ms[0]:8.1f} > {t.cut_ms[1]:<6.1f}" if t.cut_ms else ""
+            lines.append(f"{t.score[:59]:59s} {t.asked:6.1f} {t.bars[0]:3d}>{t.bars[1]:<3d} "
+                         f"{cut:>24s} {t.end_s[0]:5.2f}>{t.end_s[1]:<5.2f} "
+                         f"{t.tempo_off[0]:5.1%}>{t.tempo_off[1]:<5.1%}"
+                         f"{'  refused: ' + t.refused if t.refused else ''}")  # fmt: skip
+        cuts = [t.cut_ms for t in self.tempi if t.cut_ms]
+        on = [sum(c[k] <= 5 for c in cuts) for k in (0, 1)]
+        ends = [sum(t.end_s[k] <= 0.05 for t in self.tempi) for k in (0, 1)]
+        off = np.array([t.tempo_off for t in self.tempi]).mean(0)
+        seams = np.array([s for t in self.tempi for s in t.seams]).reshape(-1, 2)
+        n = len(self.tempi)
+        return "\n".join([*lines, "",
+            f"cuts within 5 ms of their beat: {on[0]}/{len(cuts)} scaled, {on[1]}/{len(cuts)} "
+            f"conformed; music ending within 50 ms of the video: {ends[0]}/{n} scaled, "
+            f"{ends[1]}/{n} conformed",
+            f"tempo off the one asked (time-weighted mean): {off[0]:.1%} scaled, {off[1]:.1%} "
+            f"conformed; refused (nothing would change): "
+            f"{sum(t.refused is not None for t in self.tempi)}/{n}",
+            f"seams: the bars joined alike by cosine {seams[:, 0].mean():.2f}, against "
+            f"{seams[:, 1].mean():.2f} on average where the run could have gone "
+            f"({len(seams)} runs)" if len(seams) else "seams: none"])  # fmt: skip
 
 
 def eval_edit(
@@ -180,6 +230,8 @@ def eval_edit(
             continue
         if (trial := _key_trial(score, name, lines, plan, seed)) is not None:
             report.keys.append(trial)
+        if path.is_dir():
+            report.tempi += _tempo_trials(path, name)
         used += 1
     progress("eval edit", len(paths), len(paths))
     if out is not None:
@@ -314,3 +366,58 @@ def _kept(a: symusic.Score, b: symusic.Score, track: int, lo: int, hi: int) -> b
                 [(x.time, x.text) for x in s.markers]]  # fmt: skip
 
     return notes(a) == notes(b) and maps(a) == maps(b)
+
+
+def _tempo_trials(folder: Path, name: str) -> list[TempoTrial]:
+    """TEMPI asked of the score in ``folder`` where it scores a video, scaled and conformed."""
+    from composer.edit import conform, transforms
+    from composer.edit.editor import load_score
+    from composer.music.midi import bar_lines
+    from composer.types import Plan
+
+    record = json.loads((folder / "plan.json").read_text())
+    plan = Plan.from_dict(record["plan"])
+    score = load_score(folder / "score.mid")
+    if not record.get("video") or not conform.fits(score, plan):
+        return []
+    cuts = [h.time for h in plan.hit_points if h.kind == "cut"]
+    chroma = conform.bar_chroma(score, bar_lines(score))
+    out = []
+    for factor in TEMPI:
+        asked = round(plan.tempo.value * factor, 1)
+        scaled = transforms.set_tempo(score, asked)
+        try:
+            fitted, refused = conform.conform(score, plan, asked), None
+        except ComposerError as e:
+            fitted, refused = None, e.problem
+        new = fitted.score if fitted else scaled
+        measured = [_seconds_measures(s, cuts, plan.duration.value, asked) for s in (scaled, new)]
+        seams = []
+        for st in fitted.stretches if fitted else []:
+            if st.change:
+                k = abs(st.change)
+                like = [conform.cosine(chroma[b], chroma[b + k])
+                        for b in range(st.first, st.end - k + 1)]  # fmt: skip
+                seams.append((like[st.run - st.first], float(np.mean(like))))
+        (cut0, end0, off0), (cut1, end1, off1) = measured
+        out.append(TempoTrial(name, asked, refused,
+                              (len(bar_lines(score)) - 1, len(bar_lines(new)) - 1),
+                              (cut0, cut1) if cuts else None, (end0, end1), (off0, off1),
+                              seams))  # fmt: skip
+    return out
+
+
+def _seconds_measures(
+    score: symusic.Score, cuts: list[float], duration: float, asked: float
+) -> tuple[float, float, float]:
+    """The worst distance of a cut from the nearest cut marker (ms), the last note's end from
+    ``duration`` (s), and the time-weighted mean |tempo / asked - 1| over ``duration``."""
+    timed = score.to("second")
+    marks = [m.time for m in timed.markers if m.text.startswith("cut")]
+    worst = max((min((abs(m - c) for m in marks), default=1e9) * 1000 for c in cuts), default=0)
+    end = max(n.end for t in timed.tracks for n in t.notes)
+    tempos = sorted(timed.tempos, key=lambda t: t.time)
+    edges = [*(min(t.time, duration) for t in tempos), duration]
+    off = sum((b - a) * abs(t.qpm / asked - 1)
+              for t, a, b in zip(tempos, edges, edges[1:], strict=False))  # fmt: skip
+    return float(worst), abs(end - duration), off / duration
