@@ -432,6 +432,11 @@ class GenerationRequest:
     # tokens) in position order (constraints.ScoreGrammar). An edit's kept parts, read by the
     # voices the decoder writes around them.
     kept: tuple[tuple[tuple[int, tuple[int, ...]], ...], ...] = ()
+    # Notes of kept parts the decoder's own pitches are written against, per bar: (start, end,
+    # pitch), in steps from the bar line (constraints.Against); ``against_penalty`` is taken
+    # from the logit of each pitch dissonant with one sounding where it is written.
+    against: tuple[tuple[tuple[int, int, int], ...], ...] = ()
+    against_penalty: float = 0.0
 
     @property
     def bars(self) -> int:

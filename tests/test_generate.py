@@ -211,6 +211,33 @@ def test_given_notes_are_written_where_they_stand_and_the_rest_around_them(tiny)
             assert any(r == 0 for _, r, _, _ in written)
 
 
+def test_pitches_are_written_against_the_kept_parts_sounding(tiny):
+    """constraints.Against: where kept notes sound, the row's own pitches dissonant with them
+    lose ``against_penalty``; a large one leaves only consonant pitches there."""
+    tok = tiny.tokenizer
+    bar = 4 * tok.steps_per_beat
+    held = ((0, bar, 60), (0, bar // 2, 64))  # C for the bar, E for its first half
+    consonant = {0, 3, 4, 7, 8, 9}
+
+    def pitches(penalty: float) -> list[tuple[int, int]]:
+        req = GenerationRequest(
+            style="quartet", key=(0, "major"), meter=(4, 4), controls=uniform_controls(2, [2]),
+            roles=(0,), candidates=3, seed=5, cadence=False, against=(held, held),
+            against_penalty=penalty,
+        )  # fmt: skip
+        out = []
+        for c in decode(tiny, req).candidates:
+            notes, _ = tok.notes(c.ids)
+            out += [(t % bar, p % 12) for t, _, p, _ in notes]
+        return out
+
+    def fits(t: int, pc: int) -> bool:
+        return all((pc - q % 12) % 12 in consonant for a, b, q in held if a <= t < b)
+
+    assert not all(fits(t, pc) for t, pc in pitches(0.0))  # the tiny decoder is random
+    assert all(fits(t, pc) for t, pc in pitches(50.0))
+
+
 def test_speculative_acceptance_draws_from_the_target_distribution():
     import torch
 

@@ -12,7 +12,9 @@ as asked); every other note stays as it was. Inside the span the decoder reads t
 tracks whose roles lie below the chosen ones (the melody, for an accompaniment written again)
 as it goes: they are forced where they stand (constraints.ScoreGrammar's given notes), so the
 new voices are written against them; it writes the rest of the texture itself, and the kept
-tracks keep their own notes.
+tracks keep their own notes. Every kept part, above or below, is also heard where each pitch
+is written: pitches dissonant with a kept note sounding there are made less likely
+(constraints.Against).
 """
 
 from __future__ import annotations
@@ -123,20 +125,24 @@ def regenerate(
     progress: ProgressFn = no_progress,
     starts: list[int] | None = None,
     scale: tuple[int, ...] | None = None,
+    against: float | None = None,
 ) -> list[symusic.Score]:
     """``n`` versions of ``score`` whose ``tracks`` are written anew in bars ``bars`` (0-based,
     end exclusive); ``starts``: the tick of every bar line (and the end) of ``score``;
-    ``scale``: the degrees the key bias keeps to, if not the key's own."""
+    ``scale``: the degrees the key bias keeps to, if not the key's own; ``against``: the
+    penalty on pitches dissonant with the kept parts sounding (None: infill.AGAINST)."""
     from composer.model.checkpoint import cached_checkpoint
     from composer.model.decode import decode
     from composer.model.infill import (
         ADAPTER,
+        AGAINST,
         CANDIDATES,
         NEAR,
         context,
         given_notes,
         local_key,
         preference,
+        sounding_notes,
     )  # fmt: skip
 
     if starts is None:
@@ -178,6 +184,8 @@ def regenerate(
     below = {r for r in texture - chosen if r < min(chosen)}
     written = tuple(sorted(texture - below))
     given = given_notes(tok, span, below)[: hi - lo]
+    # Every kept part is heard where the decoder writes its own pitches, above or below.
+    heard = sounding_notes(tok, span, texture - chosen)[: hi - lo]
     measured = tok.measure_controls(span, n_roles_hint=len(texture))
     measured = (measured + [BarControls(1)] * (hi - lo))[: hi - lo]
     # "More intense" asks for the top level, "sparser" for the lowest: one level either way
@@ -188,6 +196,7 @@ def regenerate(
         style=style, key=key, meter=meter, controls=controls,
         roles=written, seed=seed, candidates=max(2 * n, CANDIDATES),
         primer=tuple(primer), cadence=hi == len(starts) - 1, kept=given, scale=scale,
+        against=heard, against_penalty=AGAINST if against is None else against,
     )  # fmt: skip
     result = decode(ckpt, request, progress)
     had = _onsets(score, tracks, starts[lo], starts[hi])
@@ -257,8 +266,13 @@ def reharmonise(
     for k, (lo, hi) in enumerate(phrases):
         if any(c in minor_v for c in window_chords(out, accompaniment, starts[lo : hi + 1])):
             try:
+                # Not drawn to the melody's notes: where it sounds the natural seventh (as a
+                # melody moved by degree over a minor v does), the leading tone asked for is a
+                # semitone from it; of the candidates, the one whose chords hold the melody
+                # most is kept.
                 cands = regenerate(out, (lo, hi), accompaniment, None, seed + k, CHOICES,
-                                   plan, starts=starts, scale=HARMONIC_MINOR)  # fmt: skip
+                                   plan, starts=starts, scale=HARMONIC_MINOR,
+                                   against=0.0)  # fmt: skip
                 out = max(cands, key=lambda c: _chord_tones(c, melody, starts[lo], starts[hi]))
                 written.append(f"{lo + 1}-{hi}")
             except ComposerError as e:  # a meter the decoder does not write

@@ -15,9 +15,10 @@ On spans of held-out corpus pieces (composer.train.infill's draw, seeded, untran
 - parts: the same spans (of one meter, with a melody and other parts) written again in part,
   as an edit of some tracks does: the melody (the lowest role), or the other parts, with the
   rest given (forced where they stand, so the decoder reads them as it writes) or with every
-  part written afresh (the part taken from it). The share of the written part's attacks
-  consonant with the corpus's other parts, for the first candidate and for the most consonant
-  of CANDIDATES (the edit's choice), against the corpus's own.
+  part written afresh (the part taken from it), each also with the rest heard where each pitch
+  is written (constraints.Against at AGAINST, as an edit writes). The share of the written
+  part's attacks consonant with the corpus's other parts, for the first candidate and for the
+  most consonant of CANDIDATES (the edit's choice), against the corpus's own.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ import numpy as np
 from composer.model.checkpoint import load_checkpoint
 from composer.model.infill import (
     ADAPTER,
+    AGAINST,
     CANDIDATES,
     given_notes,
     local_key,
     pitch_classes,
     preference,
+    sounding_notes,
 )  # fmt: skip
 from composer.music.harmony import consonant_share
 from composer.music.keys import find_key
@@ -119,7 +122,7 @@ class InfillEval:
                       "parts) written again in part, the melody (the lowest role) or the rest: "
                       "share of the written part's attacks consonant with the corpus's other "
                       "parts (edit: the most consonant of the candidates)"]  # fmt: skip
-            lines += [f"{name:48s} {v:6.1%}" for name, v in self.parts.items()]
+            lines += [f"{name:58s} {v:6.1%}" for name, v in self.parts.items()]
         lines.append(f"({self.seconds / 60:.1f} min)")
         return "\n".join(lines)
 
@@ -159,7 +162,7 @@ def eval_infill(
          [e.infill(tok.eos_id, after=False) for e in exs]),
         (_CONTINUE, base.model, [e.continuation() for e in exs]),
     ]  # fmt: skip
-    steps = len(rows) + 3 + 6 * seam_spans
+    steps = len(rows) + 3 + 10 * seam_spans
     for k, (name, m, batch) in enumerate(rows, 1):
         report.loss.append((name, span_nll(m, batch, tok.pad_id)))
         progress("eval infill", k, steps)
@@ -198,11 +201,15 @@ def eval_infill(
             report.parts[f"{part}: corpus"] = float(
                 np.mean([_against(tok, e, e.span, w) for e, w in zip(parts, sides, strict=True)])
             )
-            for how, given in (("the rest given", True), ("the rest written afresh", False)):
+            for how, given, heard in (
+                ("the rest given", True, 0.0), ("the rest written afresh", False, 0.0),
+                ("the rest given and heard", True, AGAINST),
+                ("the rest written afresh and heard", False, AGAINST),
+            ):  # fmt: skip
                 first, chosen = [], []
                 for k, (e, w) in enumerate(zip(parts, sides, strict=True)):
-                    shares = [_against(tok, e, c, w)
-                              for c in _parts(filled, tok, e, w, given, seed + k)]  # fmt: skip
+                    made = _parts(filled, tok, e, w, given, seed + k, heard)
+                    shares = [_against(tok, e, c, w) for c in made]
                     first.append(shares[0])
                     chosen.append(max(shares))
                     progress("eval infill", done + k + 1, steps)
@@ -251,9 +258,12 @@ def _roles(tok: ScoreTokenizer, ids: list[int]) -> list[int]:
     return sorted({int(tok.value[i]) for i in ids if tok.kind[i] == PROGRAM})
 
 
-def _parts(ckpt, tok: ScoreTokenizer, e, written: set[int], given: bool, seed: int) -> list:
+def _parts(
+    ckpt, tok: ScoreTokenizer, e, written: set[int], given: bool, seed: int, against: float = 0.0
+) -> list:
     """CANDIDATES spans (body ids) whose ``written`` roles are written again in the infill
-    layout, with the span's other parts ``given`` or written afresh with them."""
+    layout, with the span's other parts ``given`` or written afresh with them; ``against``: the
+    penalty on pitches dissonant with the other parts sounding (constraints.Against)."""
     from composer.model.decode import decode
 
     body = [i for i in e.span if i != tok.eos_id]
@@ -266,6 +276,8 @@ def _parts(ckpt, tok: ScoreTokenizer, e, written: set[int], given: bool, seed: i
         roles=tuple(sorted(written)) if given else tuple(roles), cadence=False, seed=seed,
         candidates=CANDIDATES, primer=tuple(e.after + [tok.eos_id] + e.before),
         kept=given_notes(tok, body, set(roles) - written) if given else (),
+        against=sounding_notes(tok, body, set(roles) - written) if against else (),
+        against_penalty=against,
     )  # fmt: skip
     return [c.ids[3:] for c in decode(ckpt, req).candidates]
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
+from composer.music.harmony import CONSONANT
 from composer.tokens import ScoreTokenizer
 from composer.tokens.tokenizer import (
     BAR,
@@ -288,6 +289,39 @@ class PitchTilt(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         return scores + self.bias.to(scores.device, scores.dtype)
+
+
+class Against(LogitsProcessor):
+    """Lower by ``penalty`` the logits of pitches dissonant (composer.music.harmony.CONSONANT)
+    with a note of ``sounding`` (per bar: (start, end, pitch) in steps from the bar line) that
+    sounds where the row writes its pitch: the kept parts an edit writes against, heard at each
+    onset even where the corpus's order lists them after the note written. Given notes are
+    left as they are. Reads each row's bar and position from ``grammar``, so it comes after it."""
+
+    def __init__(self, tok: ScoreTokenizer, sounding: tuple, penalty: float, grammar: ScoreGrammar):
+        self.grammar, self.sounding, self.penalty = grammar, sounding, penalty
+        self.pc = torch.from_numpy(np.where(tok.kind == PITCH, tok.value % 12, -1))
+        self._masks: dict[frozenset[int], torch.Tensor] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return self.apply(scores, self.grammar.rows)
+
+    def apply(self, scores: torch.FloatTensor, states: list[_Row]) -> torch.FloatTensor:
+        """``scores`` (N, V) for grammar ``states`` (N)."""
+        for i, r in enumerate(states):
+            if r.expect != "pitch" or r.forced or not 0 < r.bar <= len(self.sounding):
+                continue
+            pcs = frozenset(p % 12 for a, b, p in self.sounding[r.bar - 1] if a <= r.pos < b)
+            if pcs:
+                scores[i] = scores[i] - self.penalty * self._mask(pcs).to(scores.device)
+        return scores
+
+    def _mask(self, pcs: frozenset[int]) -> torch.Tensor:
+        """(V,) 1.0 at the pitches dissonant with one of ``pcs``."""
+        if pcs not in self._masks:
+            bad = [pc for pc in range(12) if any((pc - q) % 12 not in CONSONANT for q in pcs)]
+            self._masks[pcs] = torch.isin(self.pc, torch.tensor(bad)).float()
+        return self._masks[pcs]
 
 
 class Cadence(LogitsProcessor):

@@ -20,7 +20,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogit
 from composer.errors import ComposerError
 from composer.model.adherence import adherence
 from composer.model.checkpoint import Checkpoint
-from composer.model.constraints import Cadence, KeyBias, PitchTilt, ScoreGrammar
+from composer.model.constraints import Against, Cadence, KeyBias, PitchTilt, ScoreGrammar
 from composer.model.draft import LookupDrafter, accept
 from composer.model.fast import FastDecoder
 from composer.progress import ProgressFn, log, no_progress
@@ -59,6 +59,8 @@ def processors(
     chain = LogitsProcessorList([KeyBias(tok, req.key, req.key_penalty, req.scale), grammar])
     if req.register_tilt or req.register_well:
         chain.insert(1, PitchTilt(tok, req.register_tilt, req.register_well))
+    if req.against and req.against_penalty:
+        chain.append(Against(tok, req.against, req.against_penalty, grammar))
     if req.cadence:
         chain.append(Cadence(tok, req.key, grammar))
     if req.temperature != 1.0:

@@ -29,6 +29,9 @@ NEAR = 8  # bars each side offered to the layout, which cuts them to its token b
 MAX_AFTER = 192  # the bars after the span: the nearest first
 MAX_BEFORE = 256  # the bars before it: the nearest last
 CANDIDATES = 4  # spans decoded per edit, the least: ``preference`` needs some to choose from
+# Nats taken from a pitch the decoder writes where it is dissonant with a kept part sounding
+# there (constraints.Against): chosen on validation spans (evals/RESULTS.md, "Parts").
+AGAINST = 0.5
 # Semitones: a melody that moves into the bars after by a step or a minor third connects.
 CONNECTED = 3
 
@@ -69,6 +72,21 @@ def given_notes(tok, ids: list[int], roles: set[int]) -> tuple:
             if role in roles:
                 bars[-1][-1][1].append(i)
     return tuple(tuple((pos, tuple(ts)) for pos, ts in bar if ts) for bar in bars)
+
+
+def sounding_notes(tok, ids: list[int], roles: set[int]) -> tuple:
+    """The notes of ``ids`` (whole bars of one meter) in ``roles``, as the decoder's own pitches
+    are written against them (GenerationRequest.against): per bar, (start, end, pitch) in steps
+    from its bar line, a note held from an earlier bar starting before it."""
+    notes, total = tok.notes(ids)
+    bars = sum(i == tok.bar_id for i in ids)
+    length = total // max(bars, 1)
+    out = []
+    for b in range(bars):
+        lo = b * length
+        out.append(tuple((t - lo, t + d - lo, p) for t, r, p, d in notes
+                         if r in roles and t < lo + length and t + d > lo))  # fmt: skip
+    return tuple(out)
 
 
 def pitch_classes(tok, ids: list[int]) -> np.ndarray:
