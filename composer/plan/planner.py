@@ -258,14 +258,16 @@ def _check(facts: PromptFacts, spec: TokenizerSpec) -> None:
 
 
 def _whole_bars_tempo(lo: float, hi: float, seconds: float, bar_quarters: float) -> float | None:
-    """A tempo (quarter notes per minute) at which whole bars fill ``seconds``, when none in
-    ``lo``-``hi`` (eased by the tempo fit's 8%) does: a piece of a bar or two, which would
-    otherwise run past its end. None when the range serves."""
+    """A tempo (quarter notes per minute) at which whole bars fill ``seconds``, when the tempo
+    fit cannot reach one: a piece of a bar or two, which would otherwise run past its end.
+    Without cuts the fit takes the middle of ``lo``-``hi`` and eases it by at most 8% to end
+    on a bar line. None when that serves."""
 
     def bars_at(bpm: float) -> float:
         return seconds * bpm / 60 / bar_quarters
 
-    if math.floor(bars_at(hi * 1.08)) >= max(1, math.ceil(bars_at(lo * 0.92))):
+    middle = (lo + hi) / 2
+    if math.floor(bars_at(middle * 1.08)) >= max(1, math.ceil(bars_at(middle * 0.92))):
         return None
     bound = limits()
     fits = [n * bar_quarters * 60 / seconds for n in range(1, math.ceil(bars_at(hi)) + 1)]
