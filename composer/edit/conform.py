@@ -29,8 +29,9 @@ import symusic
 from composer.arrange.arranger import beat_at, markers, tempo_events
 from composer.config import tempo_problem
 from composer.errors import ComposerError
+from composer.music.harmony import window_weights
 from composer.music.midi import bar_lines
-from composer.music.roles import CHORDS_TRACK
+from composer.plan.tempo import TempoFit
 from composer.types import BarPlan, Choice, Form, HitPoint, Phrase, Plan, TempoSegment
 
 
@@ -205,18 +206,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def bar_chroma(score: symusic.Score, lines: list[int]) -> np.ndarray:
     """(bars, 12): each bar's sounding time per pitch class, over the pitched tracks."""
-    out = np.zeros((len(lines) - 1, 12))
-    edges = np.asarray(lines)
-    for track in score.tracks:
-        if track.is_drum or track.name == CHORDS_TRACK or not len(track.notes):
-            continue
-        arr = track.notes.numpy()
-        on = arr["time"].astype(np.int64)
-        off = on + arr["duration"]
-        for b in range(len(lines) - 1):
-            inside = np.clip(np.minimum(off, edges[b + 1]) - np.maximum(on, edges[b]), 0, None)
-            np.add.at(out[b], arr["pitch"] % 12, inside)
-    return out
+    return window_weights(score, range(len(score.tracks)), lines)
 
 
 def _order(stretches: list[Stretch], bars: int) -> list[int]:
@@ -304,10 +294,10 @@ def _plan(plan: Plan, stretches: list[Stretch], order: list[int], bpm: float) ->
     new_index = {}
     for j, b in enumerate(order):
         new_index.setdefault(b, j)
+    grid = TempoFit([dataclasses.replace(s, bpm=s.bpm * unit) for s in merged], num)
 
     def time_at(beat: float) -> float:
-        seg = max((s for s in merged if s.beat <= beat), key=lambda s: s.beat)
-        return round(seg.start + (beat - seg.beat) * 60 / (seg.bpm * unit), 4)
+        return round(grid.time_of(beat), 4)
 
     bars = []
     for j, b in enumerate(order):

@@ -40,10 +40,9 @@ def chord_of(weights: np.ndarray) -> set[int]:
     return {pc for pc in range(12) if _TEMPLATES[best, pc]}
 
 
-def window_chords(score: symusic.Score, tracks, edges: list[int]) -> list[set[int] | None]:
-    """The chord (``chord_of``) the pitched ``tracks`` of ``score`` sound in each window
-    [edges[k], edges[k + 1]) (ticks, ascending), weighted by how long each pitch sounds
-    there; None for a window where none sounds."""
+def window_weights(score: symusic.Score, tracks, edges: list[int]) -> np.ndarray:
+    """(windows, 12): how long each pitch class of the pitched ``tracks`` of ``score`` sounds
+    in each window [edges[k], edges[k + 1]) (ticks, ascending)."""
     weights = np.zeros((max(len(edges) - 1, 0), 12))
     for i in tracks:
         t = score.tracks[i]
@@ -57,4 +56,11 @@ def window_chords(score: symusic.Score, tracks, edges: list[int]) -> list[set[in
             while k < len(weights) and edges[k] < end:
                 weights[k, pitch % 12] += max(0, min(end, edges[k + 1]) - max(start, edges[k]))
                 k += 1
-    return [chord_of(w) if w.any() else None for w in weights]
+    return weights
+
+
+def window_chords(score: symusic.Score, tracks, edges: list[int]) -> list[set[int] | None]:
+    """The chord (``chord_of``) the pitched ``tracks`` of ``score`` sound in each window
+    [edges[k], edges[k + 1]) (ticks, ascending), weighted by how long each pitch sounds
+    there; None for a window where none sounds."""
+    return [chord_of(w) if w.any() else None for w in window_weights(score, tracks, edges)]
